@@ -1,0 +1,107 @@
+"""codegen_async: the asyncio SDK of the Codegen Platform API.
+
+>>> async with AsyncAgent() as agent:          # CODEGEN_API_TOKEN, CODEGEN_ORG_ID
+...     run = await agent.run("Fix the flaky test in tests/test_api.py")
+...     run = await agent.wait_for_run(run.id)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ._client import AsyncAgent
+from ._config import Timeout
+from ._endpoints import ENDPOINTS, Endpoint, Quota
+from ._ratelimit import RateLimits
+from ._transport import TransportStats
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CodegenError,
+    ConfigurationError,
+    InternalServerError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    ValidationErrorDetail,
+    WaitTimeoutError,
+)
+from .models import (
+    AgentRun,
+    AgentRunLog,
+    AgentRunWithLogs,
+    AnalyzeLogsResponse,
+    CheckSuiteSettings,
+    CheckSuiteSettingsUpdate,
+    CliRules,
+    EditPullRequestResult,
+    GithubPullRequest,
+    IntegrationStatus,
+    OAuthProvider,
+    Organization,
+    OrganizationIntegrations,
+    OrganizationSettings,
+    Page,
+    Repository,
+    RunStatus,
+    SetupCommandsResponse,
+    SlackConnectToken,
+    SourceType,
+    User,
+    UserRole,
+)
+
+__all__ = [
+    "ENDPOINTS",
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AgentRun",
+    "AgentRunLog",
+    "AgentRunWithLogs",
+    "AnalyzeLogsResponse",
+    "AsyncAgent",
+    "AuthenticationError",
+    "BadRequestError",
+    "CheckSuiteSettings",
+    "CheckSuiteSettingsUpdate",
+    "CliRules",
+    "CodegenError",
+    "ConfigurationError",
+    "EditPullRequestResult",
+    "Endpoint",
+    "GithubPullRequest",
+    "IntegrationStatus",
+    "InternalServerError",
+    "NotFoundError",
+    "OAuthProvider",
+    "Organization",
+    "OrganizationIntegrations",
+    "OrganizationSettings",
+    "Page",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "Quota",
+    "RateLimitError",
+    "RateLimits",
+    "Repository",
+    "RunStatus",
+    "SetupCommandsResponse",
+    "SlackConnectToken",
+    "SourceType",
+    "Timeout",
+    "TransportStats",
+    "UnprocessableEntityError",
+    "User",
+    "UserRole",
+    "ValidationErrorDetail",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,670 @@
+"""``AsyncAgent``: the asyncio client of the Codegen API.
+
+Each method is a thin, typed front for one row of the endpoint table (``_endpoints``): it
+checks its arguments, then hands the row to the transport, which rate-limits, sends,
+retries and parses. The blocking ``codegen_sync.Agent`` is derived from this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ._config import Timeout, resolve_config
+from ._endpoints import ENDPOINTS
+from ._pagination import iterate_pages
+from ._ratelimit import RateLimits
+from ._transport import Transport, TransportStats
+from ._validation import (
+    check_id,
+    check_images,
+    check_metadata,
+    check_params,
+    check_prompt,
+    check_text,
+)
+from .errors import ConfigurationError
+from .models import (
+    AgentRun,
+    AgentRunLog,
+    AgentRunWithLogs,
+    AgentType,
+    AnalyzeLogsResponse,
+    CheckSuiteSettings,
+    CheckSuiteSettingsUpdate,
+    CliRules,
+    EditPullRequestResult,
+    OAuthProvider,
+    Organization,
+    OrganizationIntegrations,
+    Page,
+    PullRequestState,
+    Repository,
+    SetupCommandsResponse,
+    SlackConnectToken,
+    SourceType,
+    User,
+)
+
+__all__ = ["AsyncAgent"]
+
+TimeoutArg = float | Timeout | None
+
+
+class AsyncAgent:
+    """Asyncio client of the Codegen API.
+
+    Args:
+        token: API token. Default: the ``CODEGEN_API_TOKEN`` environment variable.
+        org_id: Organization used when a method is not given one. Default:
+            ``CODEGEN_ORG_ID``.
+        base_url: API root. Default: ``CODEGEN_API_BASE_URL``, else
+            ``https://api.codegen.com``.
+        timeout: Seconds for one request (a number, or a :class:`Timeout` with ``total``
+            and ``connect``); default 60 s total, 10 s to connect.
+        max_retries: Retries of a failed attempt (0 disables); default 2.
+        rate_limits: Quotas to keep; default :meth:`RateLimits.documented`.
+            :meth:`RateLimits.disabled` turns client-side limiting off.
+        rate_limit_backend: ``"redis://host:port/db"`` to share quotas with other
+            processes; default ``CODEGEN_RATE_LIMIT_BACKEND``, else in-process memory.
+        allow_insecure_http: Allow ``http://`` to a host that is not loopback.
+        session: An aiohttp session to use instead of the client's own (not closed by
+            :meth:`aclose`).
+
+    Use it as ``async with AsyncAgent() as agent:``, or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        org_id: int | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int = 2,
+        rate_limits: RateLimits | None = None,
+        rate_limit_backend: str | None = None,
+        allow_insecure_http: bool = False,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._config = resolve_config(
+            token=token,
+            org_id=org_id,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            rate_limit_backend=rate_limit_backend,
+            allow_insecure_http=allow_insecure_http,
+        )
+        limits = RateLimits.documented() if rate_limits is None else rate_limits
+        self._transport = Transport(
+            self._config, limits, backend=self._config.rate_limit_backend, session=session
+        )
+
+    # --- lifecycle and settings --------------------------------------------------------
+    async def __aenter__(self) -> AsyncAgent:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session and its connections. Safe to call more than once."""
+        await self._transport.aclose()
+
+    @property
+    def org_id(self) -> int | None:
+        """The default organization id."""
+        return self._config.org_id
+
+    @property
+    def base_url(self) -> str:
+        """The API root this client talks to."""
+        return self._config.base_url
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The quotas this client keeps to."""
+        return self._transport.rate_limits
+
+    @property
+    def stats(self) -> TransportStats:
+        """Requests sent, retries, 429s received, and seconds spent waiting for quota."""
+        return self._transport.stats
+
+    def __repr__(self) -> str:
+        return f"AsyncAgent(org_id={self._config.org_id!r}, base_url={self._config.base_url!r})"
+
+    def _org(self, org_id: int | None) -> int:
+        if org_id is None:
+            if self._config.org_id is None:
+                raise ConfigurationError(
+                    "no organization id: pass org_id=... or set the CODEGEN_ORG_ID "
+                    "environment variable"
+                )
+            return self._config.org_id
+        return check_id("org_id", org_id)
+
+    async def _call(
+        self,
+        name: str,
+        values: Mapping[str, object],
+        *,
+        body: Any = None,
+        timeout: TimeoutArg = None,
+    ) -> Any:
+        endpoint = ENDPOINTS[name]
+        query = check_params(endpoint, values)
+        path = endpoint.path.format_map(values) if endpoint.path_params else endpoint.path
+        return await self._transport.request(
+            endpoint,
+            path,
+            params=query or None,
+            body=body,
+            timeout=None if timeout is None else Timeout.coerce(timeout),
+        )
+
+    # --- users -------------------------------------------------------------------------
+    async def get_current_user(self, *, timeout: TimeoutArg = None) -> User:
+        """Get the user the API token belongs to (``GET /v1/users/me``)."""
+        result: User = await self._call("get_current_user", {}, timeout=timeout)
+        return result
+
+    async def get_user(
+        self, user_id: int, org_id: int | None = None, *, timeout: TimeoutArg = None
+    ) -> User:
+        """Get one user of an organization.
+
+        Raises:
+            NotFoundError: no such user in the organization.
+            PermissionDeniedError: the token's user is not a member of the organization.
+        """
+        values = {"org_id": self._org(org_id), "user_id": check_id("user_id", user_id)}
+        result: User = await self._call("get_user", values, timeout=timeout)
+        return result
+
+    async def get_users(
+        self,
+        org_id: int | None = None,
+        skip: int = 0,
+        limit: int = 100,
+        *,
+        timeout: TimeoutArg = None,
+    ) -> Page[User]:
+        """Get one page of an organization's users (``limit`` from 1 to 100)."""
+        values = {"org_id": self._org(org_id), "skip": skip, "limit": limit}
+        result: Page[User] = await self._call("get_users", values, timeout=timeout)
+        return result
+
+    def iter_users(self, org_id: int | None = None, *, page_size: int = 100) -> AsyncIterator[User]:
+        """Iterate over every user of an organization, fetching pages as needed."""
+        org = self._org(org_id)
+        return iterate_pages(
+            lambda skip, limit: self.get_users(org, skip, limit), page_size=page_size
+        )
+
+    # --- agent runs ----------------------------------------------------------------------
+    async def run(
+        self,
+        prompt: str,
+        *,
+        repo_id: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        images: Sequence[str] | None = None,
+        model: str | None = None,
+        agent_type: AgentType | None = None,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> AgentRun:
+        """Start an agent run (quota: 10 a minute).
+
+        Args:
+            prompt: What the agent should do.
+            repo_id: Repository to work in.
+            metadata: JSON object stored with the run.
+            images: Images as base64 data URIs (``data:image/png;base64,...``).
+            model: Model name; default: the organization's.
+            agent_type: ``"codegen"`` or ``"claude_code"``; default: the organization's.
+
+        Raises:
+            PaymentRequiredError: the plan's allotment of agent runs is used up.
+
+        This call creates something, so it is retried only when the server cannot have
+        acted on it (a 429, or no connection made).
+        """
+        body: dict[str, Any] = {"prompt": check_prompt("prompt", prompt)}
+        if repo_id is not None:
+            body["repo_id"] = check_id("repo_id", repo_id)
+        if metadata is not None:
+            body["metadata"] = check_metadata(metadata)
+        if images is not None:
+            body["images"] = check_images(images)
+        if model is not None:
+            body["model"] = check_text("model", model)
+        if agent_type is not None:
+            if agent_type not in ("codegen", "claude_code"):
+                raise ValueError(
+                    f"agent_type must be 'codegen' or 'claude_code', got {agent_type!r}"
+                )
+            body["agent_type"] = agent_type
+        values = {"org_id": self._org(org_id)}
+        result: AgentRun = await self._call("run", values, body=body, timeout=timeout)
+        return result
+
+    async def get_run(
+        self, agent_run_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+    ) -> AgentRun:
+        """Get an agent run's status and result."""
+        values = {
+            "org_id": self._org(org_id),
+            "agent_run_id": check_id("agent_run_id", agent_run_id),
+        }
+        result: AgentRun = await self._call("get_run", values, timeout=timeout)
+        return result
+
+    async def list_runs(
+        self,
+        *,
+        user_id: int | None = None,
+        source_type: SourceType | str | None = None,
+        skip: int = 0,
+        limit: int = 100,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> Page[AgentRun]:
+        """Get one page of an organization's agent runs, newest first.
+
+        Args:
+            user_id: Only runs started by this user.
+            source_type: Only runs from this source (``SourceType.API``, ...).
+        """
+        values = {
+            "org_id": self._org(org_id),
+            "user_id": user_id,
+            "source_type": None if source_type is None else str(source_type),
+            "skip": skip,
+            "limit": limit,
+        }
+        result: Page[AgentRun] = await self._call("list_runs", values, timeout=timeout)
+        return result
+
+    def iter_runs(
+        self,
+        *,
+        user_id: int | None = None,
+        source_type: SourceType | str | None = None,
+        org_id: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[AgentRun]:
+        """Iterate over an organization's agent runs, newest first, across pages."""
+        org = self._org(org_id)
+        return iterate_pages(
+            lambda skip, limit: self.list_runs(
+                user_id=user_id, source_type=source_type, skip=skip, limit=limit, org_id=org
+            ),
+            page_size=page_size,
+        )
+
+    async def resume_run(
+        self,
+        agent_run_id: int,
+        prompt: str,
+        *,
+        images: Sequence[str] | None = None,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> AgentRun:
+        """Resume a paused agent run with a new prompt."""
+        body: dict[str, Any] = {
+            "agent_run_id": check_id("agent_run_id", agent_run_id),
+            "prompt": check_prompt("prompt", prompt),
+        }
+        if images is not None:
+            body["images"] = check_images(images)
+        values = {"org_id": self._org(org_id)}
+        result: AgentRun = await self._call("resume_run", values, body=body, timeout=timeout)
+        return result
+
+    async def _stop_call(
+        self,
+        name: str,
+        agent_run_id: int,
+        before_card_order_id: str | None,
+        after_card_order_id: str | None,
+        org_id: int | None,
+        timeout: TimeoutArg,
+    ) -> Any:
+        body: dict[str, Any] = {"agent_run_id": check_id("agent_run_id", agent_run_id)}
+        if before_card_order_id is not None:
+            body["before_card_order_id"] = check_text("before_card_order_id", before_card_order_id)
+        if after_card_order_id is not None:
+            body["after_card_order_id"] = check_text("after_card_order_id", after_card_order_id)
+        return await self._call(name, {"org_id": self._org(org_id)}, body=body, timeout=timeout)
+
+    async def ban_all_checks(
+        self,
+        agent_run_id: int,
+        *,
+        before_card_order_id: str | None = None,
+        after_card_order_id: str | None = None,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> Any:
+        """Ban all checks of the run's pull request and stop its agents."""
+        return await self._stop_call(
+            "ban_all_checks",
+            agent_run_id,
+            before_card_order_id,
+            after_card_order_id,
+            org_id,
+            timeout,
+        )
+
+    async def unban_all_checks(
+        self,
+        agent_run_id: int,
+        *,
+        before_card_order_id: str | None = None,
+        after_card_order_id: str | None = None,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> Any:
+        """Lift a ban on the run's pull request checks."""
+        return await self._stop_call(
+            "unban_all_checks",
+            agent_run_id,
+            before_card_order_id,
+            after_card_order_id,
+            org_id,
+            timeout,
+        )
+
+    async def remove_from_pr(
+        self,
+        agent_run_id: int,
+        *,
+        before_card_order_id: str | None = None,
+        after_card_order_id: str | None = None,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> Any:
+        """Remove Codegen from the run's pull request (same effect as banning its checks)."""
+        return await self._stop_call(
+            "remove_from_pr",
+            agent_run_id,
+            before_card_order_id,
+            after_card_order_id,
+            org_id,
+            timeout,
+        )
+
+    async def get_run_logs(
+        self,
+        agent_run_id: int,
+        *,
+        skip: int = 0,
+        limit: int = 100,
+        reverse: bool = False,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> AgentRunWithLogs:
+        """Get an agent run with one page of its logs (alpha API; quota 60 a minute)."""
+        values = {
+            "org_id": self._org(org_id),
+            "agent_run_id": check_id("agent_run_id", agent_run_id),
+            "skip": skip,
+            "limit": limit,
+            "reverse": reverse,
+        }
+        result: AgentRunWithLogs = await self._call("get_run_logs", values, timeout=timeout)
+        return result
+
+    async def iter_run_logs(
+        self,
+        agent_run_id: int,
+        *,
+        reverse: bool = False,
+        org_id: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[AgentRunLog]:
+        """Iterate over every log entry of an agent run, in order, across pages."""
+        skip = 0
+        while True:
+            page = await self.get_run_logs(
+                agent_run_id, skip=skip, limit=page_size, reverse=reverse, org_id=org_id
+            )
+            for entry in page.logs:
+                yield entry
+            skip += len(page.logs)
+            total = page.total_logs
+            if not page.logs or (total is not None and skip >= total):
+                return
+
+    # --- sandbox and setup commands ---------------------------------------------------
+    async def analyze_sandbox_logs(
+        self, sandbox_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+    ) -> AnalyzeLogsResponse:
+        """Start an agent that analyses a sandbox's setup logs (quota: 5 a minute).
+
+        Poll ``get_run(response.agent_run_id)`` (or ``wait_for_run``) for the result.
+
+        Raises:
+            BadRequestError: the sandbox has no logs to analyse.
+            NotFoundError: no such sandbox.
+        """
+        values = {"org_id": self._org(org_id), "sandbox_id": check_id("sandbox_id", sandbox_id)}
+        result: AnalyzeLogsResponse = await self._call(
+            "analyze_sandbox_logs", values, timeout=timeout
+        )
+        return result
+
+    async def generate_setup_commands(
+        self,
+        repo_id: int,
+        prompt: str | None = None,
+        trigger_source: str = "setup-commands",
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> SetupCommandsResponse:
+        """Start an agent that writes setup commands for a repository (quota: 5 a minute).
+
+        Raises:
+            NotFoundError: no such repository.
+        """
+        body: dict[str, Any] = {
+            "repo_id": check_id("repo_id", repo_id),
+            "trigger_source": check_text("trigger_source", trigger_source),
+        }
+        if prompt is not None:
+            body["prompt"] = check_prompt("prompt", prompt)
+        values = {"org_id": self._org(org_id)}
+        result: SetupCommandsResponse = await self._call(
+            "generate_setup_commands", values, body=body, timeout=timeout
+        )
+        return result
+
+    # --- Slack ---------------------------------------------------------------------------
+    async def generate_slack_connect_token(
+        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+    ) -> SlackConnectToken:
+        """Generate a single-use token that links a Slack account; it expires in 10 minutes.
+
+        Send ``token.connect_message`` to the Codegen bot in a Slack DM.
+        """
+        body = {"org_id": self._org(org_id)}
+        result: SlackConnectToken = await self._call(
+            "generate_slack_connect_token", {}, body=body, timeout=timeout
+        )
+        return result
+
+    # --- organizations, repositories, integrations -----------------------------------
+    async def get_organizations(
+        self, skip: int = 0, limit: int = 100, *, timeout: TimeoutArg = None
+    ) -> Page[Organization]:
+        """Get one page of the organizations the token's user belongs to."""
+        result: Page[Organization] = await self._call(
+            "get_organizations", {"skip": skip, "limit": limit}, timeout=timeout
+        )
+        return result
+
+    def iter_organizations(self, *, page_size: int = 100) -> AsyncIterator[Organization]:
+        """Iterate over every organization of the token's user."""
+        return iterate_pages(self.get_organizations, page_size=page_size)
+
+    async def get_repositories(
+        self,
+        org_id: int | None = None,
+        skip: int = 0,
+        limit: int = 100,
+        *,
+        timeout: TimeoutArg = None,
+    ) -> Page[Repository]:
+        """Get one page of an organization's repositories."""
+        values = {"org_id": self._org(org_id), "skip": skip, "limit": limit}
+        result: Page[Repository] = await self._call("get_repositories", values, timeout=timeout)
+        return result
+
+    def iter_repositories(
+        self, org_id: int | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[Repository]:
+        """Iterate over every repository of an organization."""
+        org = self._org(org_id)
+        return iterate_pages(
+            lambda skip, limit: self.get_repositories(org, skip, limit), page_size=page_size
+        )
+
+    async def get_integrations(
+        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+    ) -> OrganizationIntegrations:
+        """Get the status of every integration of an organization."""
+        result: OrganizationIntegrations = await self._call(
+            "get_integrations", {"org_id": self._org(org_id)}, timeout=timeout
+        )
+        return result
+
+    async def get_check_suite_settings(
+        self, repo_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+    ) -> CheckSuiteSettings:
+        """Get a repository's check-suite settings."""
+        values = {"org_id": self._org(org_id), "repo_id": check_id("repo_id", repo_id)}
+        result: CheckSuiteSettings = await self._call(
+            "get_check_suite_settings", values, timeout=timeout
+        )
+        return result
+
+    async def update_check_suite_settings(
+        self,
+        repo_id: int,
+        settings: CheckSuiteSettingsUpdate,
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> dict[str, Any]:
+        """Update a repository's check-suite settings; fields left ``None`` are unchanged."""
+        if not isinstance(settings, CheckSuiteSettingsUpdate):
+            raise TypeError(
+                f"settings must be a CheckSuiteSettingsUpdate, got {type(settings).__name__}"
+            )
+        count = settings.check_retry_count
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise TypeError("settings.check_retry_count must be an int")
+            if not 0 <= count <= 10:
+                raise ValueError(f"settings.check_retry_count must be 0..10, got {count}")
+        body = {k: v for k, v in _fields(settings).items() if v is not None}
+        values = {"org_id": self._org(org_id), "repo_id": check_id("repo_id", repo_id)}
+        result: dict[str, Any] = await self._call(
+            "update_check_suite_settings", values, body=body, timeout=timeout
+        )
+        return result
+
+    # --- pull requests -------------------------------------------------------------------
+    async def edit_pull_request(
+        self,
+        repo_id: int,
+        pr_id: int,
+        state: PullRequestState,
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> EditPullRequestResult:
+        """Move a pull request to ``open``, ``closed``, ``draft`` or ``ready_for_review``."""
+        values = {
+            "org_id": self._org(org_id),
+            "repo_id": check_id("repo_id", repo_id),
+            "pr_id": check_id("pr_id", pr_id),
+        }
+        result: EditPullRequestResult = await self._call(
+            "edit_pull_request", values, body={"state": _pr_state(state)}, timeout=timeout
+        )
+        return result
+
+    async def edit_pull_request_simple(
+        self,
+        pr_id: int,
+        state: PullRequestState,
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+    ) -> EditPullRequestResult:
+        """Move a pull request to a new state, by pull request id alone."""
+        values = {"org_id": self._org(org_id), "pr_id": check_id("pr_id", pr_id)}
+        result: EditPullRequestResult = await self._call(
+            "edit_pull_request_simple", values, body={"state": _pr_state(state)}, timeout=timeout
+        )
+        return result
+
+    # --- CLI, MCP, OAuth -----------------------------------------------------------------
+    async def get_cli_rules(
+        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+    ) -> CliRules:
+        """Get organization rules and the user's custom prompt for CLI agents."""
+        result: CliRules = await self._call(
+            "get_cli_rules", {"org_id": self._org(org_id)}, timeout=timeout
+        )
+        return result
+
+    async def get_mcp_providers(self, *, timeout: TimeoutArg = None) -> list[OAuthProvider]:
+        """List the MCP providers."""
+        result: list[OAuthProvider] = await self._call("get_mcp_providers", {}, timeout=timeout)
+        return result
+
+    async def get_oauth_token_status(
+        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+    ) -> Any:
+        """The providers with an active OAuth token for the user and organization (raw JSON)."""
+        return await self._call(
+            "get_oauth_token_status", {"org_id": self._org(org_id)}, timeout=timeout
+        )
+
+    async def revoke_oauth_token(
+        self, provider: str, org_id: int | None = None, *, timeout: TimeoutArg = None
+    ) -> Any:
+        """Revoke the user's OAuth tokens for ``provider`` in the organization (raw JSON)."""
+        values = {"provider": check_text("provider", provider), "org_id": self._org(org_id)}
+        return await self._call("revoke_oauth_token", values, timeout=timeout)
+
+
+def _pr_state(state: object) -> str:
+    allowed = ("open", "closed", "draft", "ready_for_review")
+    if not isinstance(state, str):
+        raise TypeError(f"state must be a str, got {type(state).__name__}")
+    if state not in allowed:
+        raise ValueError(f"state must be one of {', '.join(allowed)}; got {state!r}")
+    return state
+
+
+def _fields(obj: CheckSuiteSettingsUpdate) -> dict[str, Any]:
+    from ._converter import unstructure
+
+    data: dict[str, Any] = unstructure(obj)
+    return data

@@ -1,0 +1,41 @@
+"""Walking every item of a paginated list, page by page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from .models import Page
+
+__all__ = ["iterate_pages"]
+
+T = TypeVar("T")
+
+
+async def iterate_pages(
+    fetch: Callable[[int, int], Awaitable[Page[T]]], *, page_size: int = 100, start: int = 0
+) -> AsyncIterator[T]:
+    """Yield every item of a list, fetching ``page_size`` items a request.
+
+    Items are de-duplicated by ``id`` where they have one: on a newest-first list (agent
+    runs), items created during the walk push older ones onto the next page, which would
+    otherwise be yielded twice.
+    """
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise TypeError(f"page_size must be an int, got {type(page_size).__name__}")
+    if not 1 <= page_size <= 100:
+        raise ValueError(f"page_size must be between 1 and 100, got {page_size}")
+    skip = start
+    seen: set[Any] = set()
+    while True:
+        page = await fetch(skip, page_size)
+        for item in page.items:
+            key = getattr(item, "id", None)
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            yield item
+        skip += len(page.items)
+        if not page.items or skip >= page.total:
+            return

@@ -1,0 +1,390 @@
+"""Sending one operation: session, rate limit, retries, and error translation.
+
+This is the only module that touches aiohttp on the client side. Foreign exceptions are
+translated into the SDK's own at one place (:func:`_send_once`), and retry decisions come
+from the pure functions of ``_retry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+import attrs
+
+from . import __version__
+from ._config import ClientConfig, Timeout
+from ._converter import ResponseShapeError, structure
+from ._endpoints import Endpoint
+from ._ratelimit import REGISTRY, Limiter, RateLimits
+from ._retry import backoff_delay, parse_retry_after, should_retry_status
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    UnprocessableEntityError,
+    ValidationErrorDetail,
+    error_class_for,
+)
+
+__all__ = ["Transport", "TransportStats"]
+
+log = logging.getLogger("codegen_async")
+
+USER_AGENT: Final = f"codegen-async/{__version__} (aiohttp/{aiohttp.__version__})"
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
+
+
+@attrs.define
+class TransportStats:
+    """Counters of one client: what it sent, retried, and how long the limiter held it."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    rate_limit_wait_seconds: float = 0.0
+
+
+@attrs.frozen
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _Retryable(Exception):
+    """Internal: a failed attempt that may be retried, with the error to raise if not."""
+
+    def __init__(self, error: Exception, *, safe_for_all: bool, retry_after: float | None) -> None:
+        self.error = error
+        self.safe_for_all = safe_for_all
+        self.retry_after = retry_after
+
+
+def _client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=timeout.total, connect=timeout.connect)
+
+
+class Transport:
+    """One aiohttp session with the client's settings; created lazily in the running loop."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        rate_limits: RateLimits,
+        *,
+        backend: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.rate_limits = rate_limits
+        self.stats = TransportStats()
+        self._session = session
+        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._headers = {
+            "Authorization": f"Bearer {config.token}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        self._default_timeout = _client_timeout(config.timeout)
+        self._limiters: dict[str, Limiter | None] = {}
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.config.base_url} closed={self._closed}>"
+
+    # --- lifecycle -------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+                timeout=self._default_timeout,
+                raise_for_status=False,
+                auto_decompress=True,
+            )
+            self._loop = loop
+        elif self._loop is not None and self._loop is not loop:
+            raise RuntimeError(
+                "this client was first used in another event loop; aiohttp sessions are bound "
+                "to one loop, so create one client per loop (or use codegen_sync.Agent)"
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session and its connections. Safe to call twice."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        session = getattr(self, "_session", None)
+        if session is None or session.closed or not getattr(self, "_owns_session", False):
+            return
+        _warn(
+            "codegen_async client was not closed: use 'async with AsyncAgent() as agent' "
+            "or 'await agent.aclose()'",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            # Close it on its own loop so that no socket is left open.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: loop.create_task(session.close()))
+
+    # --- sending -----------------------------------------------------------------------
+    def _limiter(self, endpoint: Endpoint) -> Limiter | None:
+        try:
+            return self._limiters[endpoint.name]
+        except KeyError:
+            limiter = REGISTRY.get(
+                self.config.base_url,
+                self.config.token,
+                endpoint,
+                self.rate_limits,
+                backend=self.backend,
+            )
+            self._limiters[endpoint.name] = limiter
+            return limiter
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: Timeout | None = None,
+    ) -> Any:
+        """Send one operation and return its parsed, typed answer.
+
+        Retries what may be retried (see ``_retry``), waits for the route's rate limit
+        before every attempt, and raises the SDK's typed errors.
+        """
+        session = self._session_for_loop()
+        url = self.config.base_url + path
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = self._headers if data is None else {**self._headers, **_JSON_HEADERS}
+        client_timeout = self._default_timeout if timeout is None else _client_timeout(timeout)
+        limiter = self._limiter(endpoint)
+        method = endpoint.method
+        attempt = 0
+        while True:
+            if limiter is not None:
+                waited = await limiter.acquire()
+                if waited:
+                    self.stats.rate_limit_wait_seconds += waited
+            self.stats.requests += 1
+            try:
+                answer = await _send_once(
+                    session, method, url, params, data, headers, client_timeout
+                )
+                if answer.status >= 400:
+                    raise self._status_error(endpoint, url, answer)
+                return self._parse(endpoint, url, answer)
+            except _Retryable as failure:
+                if isinstance(failure.error, RateLimitError):
+                    self.stats.rate_limited += 1
+                    if limiter is not None:
+                        quota = self.rate_limits.for_endpoint(endpoint)
+                        pause = failure.retry_after
+                        if pause is None and quota is not None:
+                            pause = quota.window
+                        limiter.penalize(pause or 0.0)
+                may_retry = failure.safe_for_all or endpoint.idempotent
+                if not may_retry or attempt >= self.config.max_retries:
+                    raise failure.error from None
+                delay = backoff_delay(attempt, retry_after=failure.retry_after, rng=self._rng)
+                if isinstance(failure.error, RateLimitError) and limiter is not None:
+                    delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
+                log.info(
+                    "%s %s failed (%s); retry %d of %d in %.2fs",
+                    method,
+                    url,
+                    failure.error.__class__.__name__,
+                    attempt + 1,
+                    self.config.max_retries,
+                    delay,
+                )
+                attempt += 1
+                self.stats.retries += 1
+                await asyncio.sleep(delay)
+
+    def _parse(self, endpoint: Endpoint, url: str, answer: _Answer) -> Any:
+        try:
+            payload = json.loads(answer.body) if answer.body else None
+        except ValueError:
+            snippet = answer.body[:120].decode("utf-8", "replace")
+            raise APIResponseValidationError(
+                f"{endpoint.method} {url} answered {answer.status} with a body that is not "
+                f"JSON (content-type {answer.headers.get('Content-Type', 'unknown')}): "
+                f"{snippet!r}",
+                method=endpoint.method,
+                url=url,
+                status_code=answer.status,
+                body=snippet,
+            ) from None
+        try:
+            return structure(payload, endpoint.response)
+        except ResponseShapeError as exc:
+            raise APIResponseValidationError(
+                f"{endpoint.method} {url}: the answer does not match the API's "
+                f"{getattr(endpoint.response, '__name__', str(endpoint.response))}: {exc}",
+                method=endpoint.method,
+                url=url,
+                status_code=answer.status,
+                path=exc.path,
+                body=payload,
+            ) from None
+
+    def _status_error(self, endpoint: Endpoint, url: str, answer: _Answer) -> Exception:
+        error = build_status_error(endpoint.method, url, answer.status, answer.headers, answer.body)
+        if should_retry_status(answer.status, idempotent=True):
+            retry_after = parse_retry_after(answer.headers)
+            return _Retryable(error, safe_for_all=answer.status == 429, retry_after=retry_after)
+        return error
+
+
+async def _send_once(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    params: Mapping[str, str] | None,
+    data: bytes | None,
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+) -> _Answer:
+    """One HTTP exchange; aiohttp's exceptions become the SDK's, marked retryable or not."""
+    started = time.perf_counter()
+    try:
+        async with session.request(
+            method, url, params=params, data=data, headers=headers, timeout=timeout
+        ) as resp:
+            body = await resp.read()
+            answer = _Answer(resp.status, resp.headers, body)
+    except aiohttp.ClientConnectorError as exc:
+        # No connection was made, so the server cannot have acted: safe to retry anything.
+        raise _Retryable(
+            APIConnectionError(
+                f"cannot connect to {exc.host}:{exc.port} ({exc.os_error or exc})",
+                method=method,
+                url=url,
+            ),
+            safe_for_all=True,
+            retry_after=None,
+        ) from None
+    except asyncio.TimeoutError:
+        raise _Retryable(
+            APITimeoutError(
+                f"{method} {url} got no answer within {timeout.total or timeout.connect}s",
+                method=method,
+                url=url,
+            ),
+            safe_for_all=False,
+            retry_after=None,
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise _Retryable(
+            APIConnectionError(
+                f"{method} {url} failed: {exc.__class__.__name__}: {exc}", method=method, url=url
+            ),
+            safe_for_all=False,
+            retry_after=None,
+        ) from None
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s %s -> %d (%.1f ms)",
+            method,
+            url,
+            answer.status,
+            (time.perf_counter() - started) * 1e3,
+        )
+    return answer
+
+
+def build_status_error(
+    method: str, url: str, status: int, headers: Mapping[str, str], raw: bytes
+) -> APIStatusError:
+    """Turn an error answer (JSON, FastAPI 422, or a proxy's HTML page) into a typed error."""
+    body: Any
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw[:500].decode("utf-8", "replace")
+    message = ""
+    details: list[ValidationErrorDetail] = []
+    if isinstance(body, dict):
+        msg = body.get("message")
+        detail = body.get("detail")
+        if isinstance(msg, str):
+            message = msg
+        if isinstance(detail, str) and not message:
+            message = detail
+        elif isinstance(detail, list):
+            for item in detail:
+                if isinstance(item, dict):
+                    loc = item.get("loc")
+                    details.append(
+                        ValidationErrorDetail(
+                            loc=tuple(loc) if isinstance(loc, list) else (),
+                            msg=str(item.get("msg", "")),
+                            type=str(item.get("type", "")),
+                        )
+                    )
+            if details and not message:
+                message = "; ".join(str(d) for d in details)
+    if not message:
+        reason = _REASONS.get(status, "error")
+        kind = "an HTML page" if isinstance(body, str) and "<" in body[:100] else "no message"
+        message = f"{reason} ({kind})"
+    cls = error_class_for(status)
+    common: dict[str, Any] = {
+        "status_code": status,
+        "method": method,
+        "url": url,
+        "body": body,
+        "headers": headers,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=parse_retry_after(headers), **common)
+    if cls is UnprocessableEntityError:
+        return UnprocessableEntityError(message, errors=details, **common)
+    return cls(message, **common)
+
+
+_REASONS: Final = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}

@@ -1,0 +1,136 @@
+"""Argument checks made before any request, so that a bad call costs no quota.
+
+Errors are ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, wrong value),
+and always name the argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ._endpoints import Endpoint, Param
+
+__all__ = [
+    "check_id",
+    "check_images",
+    "check_metadata",
+    "check_params",
+    "check_prompt",
+    "check_text",
+]
+
+MAX_PROMPT_CHARS: Final = 1_000_000
+_DATA_URI = re.compile(
+    r"data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[\w-]+=[\w.-]+)*;base64,(?P<data>.*)\Z", re.S
+)
+
+
+def check_id(name: str, value: object) -> int:
+    """An identifier: a non-negative ``int`` (``bool`` is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return value
+
+
+def _check_param(param: Param, value: object) -> object:
+    if value is None:
+        if param.required and not param.nullable:
+            raise TypeError(f"{param.name} is required")
+        return None
+    if param.type is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{param.name} must be a bool, got {type(value).__name__}")
+        return value
+    if param.type is str:
+        text = check_text(param.name, value)
+        if param.enum is not None and text not in param.enum:
+            raise ValueError(f"{param.name} must be one of {', '.join(param.enum)}; got {text!r}")
+        return text
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{param.name} must be an int, got {type(value).__name__}")
+    low = 0 if param.minimum is None and param.location == "path" else param.minimum
+    if low is not None and value < low:
+        raise ValueError(f"{param.name} must be >= {low}, got {value}")
+    if param.maximum is not None and value > param.maximum:
+        raise ValueError(f"{param.name} must be <= {param.maximum}, got {value}")
+    return value
+
+
+def check_params(endpoint: Endpoint, values: Mapping[str, object]) -> dict[str, str]:
+    """Check path and query values against the table; return the query string values."""
+    query: dict[str, str] = {}
+    for param in endpoint.params:
+        value = _check_param(param, values.get(param.name))
+        if param.location == "query" and value is not None:
+            if isinstance(value, bool):
+                query[param.name] = "true" if value else "false"
+            else:
+                query[param.name] = str(value)
+    return query
+
+
+def check_text(name: str, value: object, *, allow_empty: bool = False) -> str:
+    """A string that can be sent as UTF-8 (no lone surrogates, no NUL)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Unicode text (lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return value
+
+
+def check_prompt(name: str, value: object) -> str:
+    """A prompt: non-empty text of at most ``MAX_PROMPT_CHARS`` characters."""
+    text = check_text(name, value)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValueError(f"{name} is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    return text
+
+
+def check_images(value: object) -> list[str] | None:
+    """Images: a sequence of base64 ``data:`` URIs (``data:image/png;base64,...``)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError("images must be a list of data URIs")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"images[{i}] must be a str data URI, got {type(item).__name__}")
+        match = _DATA_URI.match(item)
+        if match is None:
+            raise ValueError(f"images[{i}] is not a base64 data URI (data:<type>;base64,<data>)")
+        try:
+            base64.b64decode(match["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"images[{i}] has invalid base64 data") from None
+        out.append(item)
+    return out
+
+
+def check_metadata(value: object) -> dict[str, Any] | None:
+    """Metadata: a JSON object with string keys."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"metadata must be a dict, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"metadata keys must be str, got {type(key).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
+    return dict(value)

@@ -1,0 +1,477 @@
+"""Typed models of the Codegen API's requests and responses.
+
+Every class mirrors one schema of the public OpenAPI description (named in its docstring),
+with the same field names and the same nullability. Models are plain attrs classes: parsing
+and serialisation live in one private cattrs converter (``codegen_async._converter``), so the
+models stay free of I/O and of wire concerns.
+
+Parsing is lenient where the API may grow: unknown fields are ignored, and enumerations
+(roles, run statuses, source types) keep values they do not know instead of failing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import attrs
+
+__all__ = [
+    "AgentRun",
+    "AgentRunLog",
+    "AgentRunWithLogs",
+    "AgentType",
+    "AnalyzeLogsResponse",
+    "CheckSuiteSettings",
+    "CheckSuiteSettingsUpdate",
+    "CliRules",
+    "EditPullRequestResult",
+    "GithubPullRequest",
+    "IntegrationStatus",
+    "OAuthProvider",
+    "Organization",
+    "OrganizationIntegrations",
+    "OrganizationSettings",
+    "Page",
+    "PullRequestState",
+    "Repository",
+    "RunStatus",
+    "SetupCommandsResponse",
+    "SlackConnectToken",
+    "SourceType",
+    "User",
+    "UserRole",
+    "parse_timestamp",
+]
+
+T = TypeVar("T")
+
+JSONObject = dict[str, Any]
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """Parse the API's ISO 8601 timestamps into an aware ``datetime``.
+
+    A naive timestamp is taken as UTC; a value that is not ISO 8601 gives ``None`` (the API
+    documents these fields as free strings, so an unexpected shape must not raise).
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+class RunStatus(str):
+    """The status of an agent run, comparable to the documentation's lower-case words.
+
+    The service sends upper-case words (``ACTIVE``, ``COMPLETE``, ``ERROR``, ``CANCELLED``);
+    the documentation uses lower-case ones (``running``, ``completed``, ``failed``,
+    ``cancelled``). A ``RunStatus`` holds the documentation's word, so
+    ``run.status == "completed"`` holds whichever spelling arrived, and keeps what the server
+    sent in :attr:`raw`. A value it does not know is kept as sent and is never terminal.
+    """
+
+    raw: str
+
+    PENDING: ClassVar[RunStatus]
+    RUNNING: ClassVar[RunStatus]
+    PAUSED: ClassVar[RunStatus]
+    COMPLETED: ClassVar[RunStatus]
+    FAILED: ClassVar[RunStatus]
+    CANCELLED: ClassVar[RunStatus]
+
+    _ALIASES: ClassVar[dict[str, str]] = {
+        "pending": "pending",
+        "queued": "pending",
+        "evaluation": "running",
+        "active": "running",
+        "running": "running",
+        "in_progress": "running",
+        "paused": "paused",
+        "complete": "completed",
+        "completed": "completed",
+        "succeeded": "completed",
+        "success": "completed",
+        "failed": "failed",
+        "failure": "failed",
+        "error": "failed",
+        "errored": "failed",
+        "cancelled": "cancelled",
+        "canceled": "cancelled",
+        "stopped": "cancelled",
+    }
+    _TERMINAL: ClassVar[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
+
+    def __new__(cls, value: str) -> RunStatus:
+        canonical = cls._ALIASES.get(value.strip().lower(), value)
+        self = super().__new__(cls, canonical)
+        self.raw = value
+        return self
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run has finished (completed, failed or cancelled)."""
+        return str.__str__(self) in self._TERMINAL
+
+    @property
+    def is_known(self) -> bool:
+        """Whether the value is one of the statuses this SDK knows."""
+        return str.__str__(self) in self._ALIASES.values()
+
+    def __repr__(self) -> str:
+        if self.raw != str.__str__(self):
+            return f"RunStatus({str.__str__(self)!r}, raw={self.raw!r})"
+        return f"RunStatus({str.__str__(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RunStatus, (self.raw,))
+
+
+RunStatus.PENDING = RunStatus("pending")
+RunStatus.RUNNING = RunStatus("running")
+RunStatus.PAUSED = RunStatus("paused")
+RunStatus.COMPLETED = RunStatus("completed")
+RunStatus.FAILED = RunStatus("failed")
+RunStatus.CANCELLED = RunStatus("cancelled")
+
+
+class UserRole(str, Enum):
+    """A user's role in an organization. Unknown roles are kept as plain strings."""
+
+    ADMIN = "ADMIN"
+    MANAGER = "MANAGER"
+    MEMBER = "MEMBER"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SourceType(str, Enum):
+    """Where an agent run came from (``ApiAgentRunSourceType``). Unknown values stay strings."""
+
+    LOCAL = "LOCAL"
+    SLACK = "SLACK"
+    GITHUB = "GITHUB"
+    GITHUB_CHECK_SUITE = "GITHUB_CHECK_SUITE"
+    GITHUB_PR_REVIEW = "GITHUB_PR_REVIEW"
+    LINEAR = "LINEAR"
+    API = "API"
+    CHAT = "CHAT"
+    JIRA = "JIRA"
+    CLICKUP = "CLICKUP"
+    MONDAY = "MONDAY"
+    SETUP_COMMANDS = "SETUP_COMMANDS"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+AgentType = Literal["codegen", "claude_code"]
+"""The agent types ``run()`` accepts."""
+
+PullRequestState = Literal["open", "closed", "draft", "ready_for_review"]
+"""The states a pull request can be moved to."""
+
+
+class _CreatedAt:
+    """Mixin: ``created_at`` as the API sent it, and as a ``datetime``."""
+
+    __slots__ = ()
+    created_at: str | None
+
+    @property
+    def created_at_datetime(self) -> datetime | None:
+        """``created_at`` as an aware ``datetime`` (``None`` if absent or not ISO 8601)."""
+        return parse_timestamp(self.created_at)
+
+
+@attrs.frozen
+class User:
+    """A user (schema ``UserResponse``)."""
+
+    id: int
+    github_user_id: str
+    github_username: str
+    email: str | None = None
+    avatar_url: str | None = None
+    full_name: str | None = None
+    role: UserRole | str | None = None
+    _is_admin: bool | None = attrs.field(default=None, alias="is_admin", repr=False)
+
+    @property
+    def is_admin(self) -> bool | None:
+        """Deprecated by the API: use :attr:`role` (``UserRole.ADMIN``) instead."""
+        warnings.warn(
+            "User.is_admin is deprecated by the Codegen API; use User.role instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._is_admin
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a paginated list: ``items`` plus the position in the whole list."""
+
+    items: list[T]
+    total: int
+    page: int
+    size: int
+    pages: int
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_next(self) -> bool:
+        """Whether another page follows this one."""
+        return self.page < self.pages
+
+
+@attrs.frozen
+class GithubPullRequest(_CreatedAt):
+    """A pull request opened by an agent run (schema ``GithubPullRequestResponse``)."""
+
+    id: int
+    created_at: str
+    title: str | None = None
+    url: str | None = None
+    head_branch_name: str | None = None
+
+
+@attrs.frozen
+class AgentRun(_CreatedAt):
+    """An agent run (schema ``AgentRunResponse``).
+
+    ``status`` is a :class:`RunStatus`: it equals the documentation's lower-case words
+    whichever spelling the server used.
+    """
+
+    id: int
+    organization_id: int
+    status: RunStatus | None = None
+    created_at: str | None = None
+    web_url: str | None = None
+    result: str | None = None
+    summary: str | None = None
+    source_type: SourceType | str | None = None
+    github_pull_requests: list[GithubPullRequest] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run has finished (completed, failed or cancelled)."""
+        return self.status is not None and self.status.is_terminal
+
+
+@attrs.frozen
+class AgentRunLog(_CreatedAt):
+    """One log entry of an agent run (schema ``AgentRunLogResponse``)."""
+
+    agent_run_id: int
+    created_at: str | None = None
+    tool_name: str | None = None
+    message_type: str | None = None
+    thought: str | None = None
+    observation: dict[str, Any] | str | None = None
+    tool_input: dict[str, Any] | None = None
+    tool_output: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class AgentRunWithLogs(_CreatedAt):
+    """An agent run with one page of its logs (schema ``AgentRunWithLogsResponse``)."""
+
+    id: int
+    organization_id: int
+    logs: list[AgentRunLog]
+    status: RunStatus | None = None
+    created_at: str | None = None
+    web_url: str | None = None
+    result: str | None = None
+    metadata: dict[str, Any] | None = None
+    total_logs: int | None = None
+    page: int | None = None
+    size: int | None = None
+    pages: int | None = None
+
+
+@attrs.frozen
+class AnalyzeLogsResponse:
+    """The answer to starting a sandbox log analysis (schema ``AnalyzeLogsResponse``)."""
+
+    agent_run_id: int
+    status: RunStatus
+    message: str
+
+
+@attrs.frozen
+class SetupCommandsResponse:
+    """The answer to starting setup-command generation (schema ``SetupCommandsResponse``)."""
+
+    agent_run_id: int
+    status: RunStatus
+    url: str
+
+
+SLACK_TOKEN_TTL = timedelta(minutes=10)
+
+
+@attrs.frozen
+class SlackConnectToken:
+    """A Slack connect token (schema ``GenerateTokenResponse``).
+
+    The token is single use and expires ``expires_in_minutes`` after it was issued (10
+    minutes); :attr:`expires_at` is computed from the moment the response arrived.
+    Send :attr:`connect_message` to the Codegen bot in a Slack DM. The token is hidden from
+    ``repr()`` so that it does not end up in logs.
+    """
+
+    token: str = attrs.field(repr=False)
+    message: str
+    expires_in_minutes: int
+    received_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
+    single_use: ClassVar[bool] = True
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the token stops working (aware UTC datetime)."""
+        return self.received_at + timedelta(minutes=self.expires_in_minutes)
+
+    @property
+    def is_expired(self) -> bool:
+        """Whether :attr:`expires_at` has passed."""
+        return datetime.now(timezone.utc) >= self.expires_at
+
+    @property
+    def connect_message(self) -> str:
+        """The exact text to send to the Codegen bot: ``Connect my account: {token}``."""
+        return f"Connect my account: {self.token}"
+
+
+@attrs.frozen
+class OrganizationSettings:
+    """An organization's settings (schema ``OrganizationSettings``)."""
+
+    enable_pr_creation: bool = True
+    enable_rules_detection: bool = True
+
+
+@attrs.frozen
+class Organization:
+    """An organization (schema ``OrganizationResponse``)."""
+
+    id: int
+    name: str
+    settings: OrganizationSettings = attrs.field(factory=OrganizationSettings)
+
+
+@attrs.frozen
+class Repository:
+    """A repository (schema ``RepoResponse``)."""
+
+    id: int
+    name: str
+    full_name: str
+    description: str | None
+    github_id: str
+    organization_id: int
+    visibility: str | None
+    archived: bool | None
+    setup_status: str
+    language: str | None
+
+
+@attrs.frozen
+class CheckSuiteSettings:
+    """A repository's check-suite settings (schema ``CheckSuiteSettingsResponse``)."""
+
+    check_retry_count: int
+    ignored_checks: list[str]
+    check_retry_counts: dict[str, int]
+    custom_prompts: dict[str, str]
+    high_priority_apps: list[str]
+    available_check_suite_names: list[str]
+
+
+@attrs.frozen
+class CheckSuiteSettingsUpdate:
+    """A partial update of check-suite settings (schema ``CheckSuiteSettingsRequest``).
+
+    Fields left ``None`` are not sent, so they keep their current value.
+    """
+
+    check_retry_count: int | None = None
+    ignored_checks: list[str] | None = None
+    check_retry_counts: dict[str, int] | None = None
+    custom_prompts: dict[str, str] | None = None
+    high_priority_apps: list[str] | None = None
+
+
+@attrs.frozen
+class EditPullRequestResult:
+    """The result of changing a pull request's state (schema ``EditPRResponse``)."""
+
+    success: bool
+    url: str | None = None
+    number: int | None = None
+    title: str | None = None
+    state: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class IntegrationStatus:
+    """The state of one integration of an organization (schema ``IntegrationStatus``)."""
+
+    integration_type: str
+    active: bool
+    token_id: int | None = None
+    installation_id: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class OrganizationIntegrations:
+    """Every integration of an organization (schema ``OrganizationIntegrationsResponse``)."""
+
+    organization_id: int
+    organization_name: str
+    integrations: list[IntegrationStatus]
+    total_active_integrations: int
+
+
+@attrs.frozen
+class OAuthProvider:
+    """An OAuth/MCP provider (schema ``OAuthProviderResponse``)."""
+
+    id: int
+    name: str
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    default_scopes: list[str] | None
+    is_mcp: bool
+    meta: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class CliRules:
+    """Organization rules and the user's custom prompt for CLI agents (``CLIRulesResponse``)."""
+
+    organization_rules: str | None
+    user_custom_prompt: str | None
