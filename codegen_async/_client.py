@@ -7,15 +7,17 @@ retries and parses. The blocking ``codegen_sync.Agent`` is derived from this cla
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from . import _polling
 from ._config import Timeout, resolve_config
 from ._endpoints import ENDPOINTS
 from ._pagination import iterate_pages
+from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
 from ._ratelimit import RateLimits
 from ._transport import Transport, TransportStats
 from ._validation import (
@@ -118,6 +120,8 @@ class AsyncAgent:
 
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Safe to call more than once."""
+        if self._run_poller is not None:
+            await self._run_poller.aclose()
         await self._transport.aclose()
 
     @property
@@ -153,18 +157,20 @@ class AsyncAgent:
             return self._config.org_id
         return check_id("org_id", org_id)
 
-    async def _call(
+    def _call(
         self,
         name: str,
         values: Mapping[str, object],
         *,
         body: Any = None,
         timeout: TimeoutArg = None,
-    ) -> Any:
+    ) -> Awaitable[Any]:
+        # A plain function handing back the transport's coroutine: one coroutine less per
+        # call on the hot path. Argument errors still surface where the method is awaited.
         endpoint = ENDPOINTS[name]
         query = check_params(endpoint, values)
-        path = endpoint.path.format_map(values) if endpoint.path_params else endpoint.path
-        return await self._transport.request(
+        path = endpoint.path.format_map(values)  # a path without placeholders is unchanged
+        return self._transport.request(
             endpoint,
             path,
             params=query or None,
@@ -652,6 +658,246 @@ class AsyncAgent:
         """Revoke the user's OAuth tokens for ``provider`` in the organization (raw JSON)."""
         values = {"provider": check_text("provider", provider), "org_id": self._org(org_id)}
         return await self._call("revoke_oauth_token", values, timeout=timeout)
+
+    # --- polling: waiting on runs (one poller per client; see _poller.py) ---------------
+    _run_poller: RunPoller | None = None
+
+    def _poller(self) -> RunPoller:
+        if self._run_poller is None:
+            self._run_poller = RunPoller(ClientRunSource(self))
+        return self._run_poller
+
+    async def wait_for_run(
+        self,
+        agent_run_id: int,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        org_id: int | None = None,
+    ) -> AgentRun:
+        """Wait until an agent run has finished (completed, failed or cancelled); return it.
+
+        Polls start at 0.5 s apart and back off to 5 s (1/60 and 1/6 of the ``get_run``
+        quota window, so they scale with ``RateLimits.documented(scale)``). Concurrent waits
+        on one client share one poller, which covers many runs with list pages.
+
+        Args:
+            agent_run_id: The run to wait for.
+            timeout: Seconds to wait at most; ``None`` (default) waits as long as it takes.
+            poll_interval: Poll every this many seconds instead of backing off.
+            org_id: The run's organization; default: the client's.
+
+        Returns:
+            The finished run; check ``run.status`` (``"completed"``, ``"failed"``, ...).
+
+        Raises:
+            WaitTimeoutError: ``timeout`` passed first (also a ``TimeoutError``; it carries
+                ``last_status``).
+            NotFoundError: the run does not exist, or disappeared while waiting.
+            APIResponseValidationError: the run's answer could not be parsed.
+
+        A paused run (waiting for :meth:`resume_run`) has not finished, so the wait goes on;
+        :meth:`watch_run` shows the pause. Cancelling the call stops its polling; no task
+        is left behind.
+        """
+        org = self._org(org_id)
+        return await _polling.wait_for_run(
+            self._poller(), org, agent_run_id, timeout=timeout, poll_interval=poll_interval
+        )
+
+    def watch_run(
+        self,
+        agent_run_id: int,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        org_id: int | None = None,
+    ) -> AsyncIterator[AgentRun]:
+        """Iterate over an agent run's states: the run each time its status changes.
+
+        The first item is the run as first seen; the last is the run in its terminal status
+        (completed, failed or cancelled), after which the iteration ends.
+
+        Args:
+            agent_run_id: The run to watch.
+            timeout: Seconds to watch at most; ``None`` (default) for no limit.
+            poll_interval: Poll every this many seconds instead of backing off.
+            org_id: The run's organization; default: the client's.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` passed before the run finished.
+            NotFoundError: the run does not exist, or disappeared while watched.
+        """
+        org = self._org(org_id)
+        check_id("agent_run_id", agent_run_id)
+        _polling.check_wait_args(timeout, poll_interval)
+        return _polling.watch_run(
+            self._poller(), org, agent_run_id, timeout=timeout, poll_interval=poll_interval
+        )
+
+    async def wait_for_runs(
+        self,
+        agent_run_ids: Iterable[int],
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        on_update: Callable[[AgentRun], Any] | None = None,
+        progress: bool = False,
+        poll_share: float = DEFAULT_POLL_SHARE,
+        org_id: int | None = None,
+    ) -> dict[int, AgentRun]:
+        """Wait until every run has finished; return them by id, in the order asked.
+
+        One poller serves every wait of the client: it reads the run list a page (100 runs)
+        at a time, filtered by the token's user, and calls ``get_run`` only where that costs
+        fewer requests, spending at most ``poll_share`` of each route's quota.
+
+        Args:
+            agent_run_ids: The runs to wait for (duplicates are waited on once).
+            timeout: Seconds to wait for all of them at most; ``None`` for no limit.
+            poll_interval: Poll each run every this many seconds instead of backing off.
+            on_update: Called with a run each time its status changes (a function or a
+                coroutine function); an exception it raises ends the wait.
+            progress: Show a tqdm progress bar (``tqdm.auto``: a widget in notebooks); needs
+                ``pip install 'codegen-async[progress]'``, else a warning and no bar.
+            poll_share: Share of the quota polling may spend, in (0, 1]; the rest stays for
+                your other calls. Concurrent waits use the smallest share any of them asks.
+            org_id: The runs' organization; default: the client's.
+
+        Returns:
+            ``{agent_run_id: run}`` for every run, each in a terminal status.
+
+        Raises:
+            RunWaitTimeoutError: ``timeout`` passed first (a ``RunWaitError`` and a
+                ``TimeoutError``); ``.runs`` holds the finished runs, ``.errors`` a
+                ``WaitTimeoutError`` for each unfinished one.
+            RunWaitError: some runs could not be waited on (e.g. 404: they disappeared);
+                raised once every other run has finished, with ``.errors`` by id and
+                ``.runs``.
+        """
+        org = self._org(org_id)
+        return await _polling.wait_for_runs(
+            self._poller(),
+            org,
+            agent_run_ids,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_update=on_update,
+            progress=progress,
+            poll_share=poll_share,
+        )
+
+    def as_completed(
+        self,
+        agent_run_ids: Iterable[int],
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        on_update: Callable[[AgentRun], Any] | None = None,
+        progress: bool = False,
+        poll_share: float = DEFAULT_POLL_SHARE,
+        org_id: int | None = None,
+    ) -> AsyncIterator[AgentRun]:
+        """Iterate over runs as they finish, in the order the poller sees them finish.
+
+        Takes the same arguments as :meth:`wait_for_runs` and shares its poller. A run that
+        ends in error does not stop the iteration: once every other run has been yielded,
+        it raises :class:`RunWaitError` (or :class:`RunWaitTimeoutError` at the deadline)
+        with each failed run's error in ``.errors``.
+        """
+        org = self._org(org_id)
+        _polling.check_wait_args(timeout, poll_interval, poll_share)
+        return _polling.as_completed(
+            self._poller(),
+            org,
+            agent_run_ids,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_update=on_update,
+            progress=progress,
+            poll_share=poll_share,
+        )
+
+    async def run_and_wait(
+        self,
+        prompt: str,
+        *,
+        repo_id: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        images: Sequence[str] | None = None,
+        model: str | None = None,
+        agent_type: AgentType | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        org_id: int | None = None,
+    ) -> AgentRun:
+        """Start an agent run and wait until it has finished; return the finished run.
+
+        The arguments are :meth:`run`'s, except that ``timeout`` bounds the wait (as in
+        :meth:`wait_for_run`), not the request.
+
+        Raises:
+            WaitTimeoutError: the run had not finished after ``timeout`` seconds.
+        """
+        run = await self.run(
+            prompt,
+            repo_id=repo_id,
+            metadata=metadata,
+            images=images,
+            model=model,
+            agent_type=agent_type,
+            org_id=org_id,
+        )
+        if run.is_terminal:
+            return run
+        return await self.wait_for_run(
+            run.id, timeout=timeout, poll_interval=poll_interval, org_id=org_id
+        )
+
+    async def analyze_sandbox_logs_and_wait(
+        self,
+        sandbox_id: int,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        org_id: int | None = None,
+    ) -> AgentRun:
+        """Analyse a sandbox's setup logs and wait for the analysis; return the finished run.
+
+        The analysis is in ``run.result`` when ``run.status == "completed"``.
+
+        Raises:
+            BadRequestError: the sandbox has no logs to analyse.
+            NotFoundError: no such sandbox.
+            WaitTimeoutError: the analysis had not finished after ``timeout`` seconds.
+        """
+        started = await self.analyze_sandbox_logs(sandbox_id, org_id=org_id)
+        return await self.wait_for_run(
+            started.agent_run_id, timeout=timeout, poll_interval=poll_interval, org_id=org_id
+        )
+
+    async def generate_setup_commands_and_wait(
+        self,
+        repo_id: int,
+        prompt: str | None = None,
+        trigger_source: str = "setup-commands",
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        org_id: int | None = None,
+    ) -> AgentRun:
+        """Generate setup commands for a repository and wait for them; return the finished run.
+
+        The commands are in ``run.result`` when ``run.status == "completed"``.
+
+        Raises:
+            NotFoundError: no such repository.
+            WaitTimeoutError: the generation had not finished after ``timeout`` seconds.
+        """
+        started = await self.generate_setup_commands(repo_id, prompt, trigger_source, org_id=org_id)
+        return await self.wait_for_run(
+            started.agent_run_id, timeout=timeout, poll_interval=poll_interval, org_id=org_id
+        )
 
 
 def _pr_state(state: object) -> str:

@@ -8,14 +8,20 @@ strict where a wrong type would otherwise slip through silently (``"12"`` is not
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from . import models
 from .models import RunStatus, SlackConnectToken, SourceType, User, UserRole
+
+if TYPE_CHECKING:
+    import cattrs
+
+    converter: cattrs.Converter  # built on first use, see ``__getattr__``
 
 __all__ = ["ResponseShapeError", "converter", "structure", "unstructure"]
 
@@ -76,19 +82,144 @@ def _open_enum(enum_cls: type[Enum]) -> Any:
     return hook
 
 
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
 def _dict_or_str(value: Any, _: type) -> dict[str, Any] | str | None:
     if value is None or isinstance(value, (dict, str)):
         return value
     raise TypeError(f"expected an object or a string, got {type(value).__name__}")
 
 
+def _json_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+Hook = Callable[[Any, Any], Any]
+
+
+def _only(kind: type, label: str, hook: Hook) -> Hook:
+    """Wrap ``hook`` so that it refuses any value that is not a ``kind``.
+
+    cattrs builds a list from any iterable and a model from anything it can index, so
+    without this ``"abc"`` would become ``["a", "b", "c"]``, ``{"a": 1}`` the list ``["a"]``,
+    and ``[]`` a model made of defaults.
+    """
+
+    def checked(value: Any, type_: Any) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {label}, got {_json_name(value)}")
+        return hook(value, type_)
+
+    return checked
+
+
+def _is_list(type_: Any) -> bool:
+    return type_ is list or get_origin(type_) is list
+
+
+def _is_dict(type_: Any) -> bool:
+    return type_ is dict or get_origin(type_) is dict
+
+
+# Fields stored under a private name (``_is_admin``) are named by their wire name in errors.
+_WIRE_NAMES: dict[str, str] = {
+    f".{field.name}": f".{field.alias}"
+    for cls in vars(models).values()
+    if isinstance(cls, type) and attrs.has(cls)
+    for field in attrs.fields(cls)
+    if field.name.startswith("_") and field.alias and field.alias != field.name
+}
+
+
+def _wire_path(text: str) -> str:
+    for private, wire in _WIRE_NAMES.items():
+        text = text.replace(private, wire)
+    return text
+
+
+_STRICT_HOOKS: dict[Any, Any] = {
+    int: _strict_int,
+    float: _strict_float,
+    str: _strict_str,
+    bool: _strict_bool,
+}
+
+
+def _is_optional(type_: Any) -> bool:
+    """``X | None`` with exactly one other member."""
+    if get_origin(type_) not in (Union, types.UnionType):
+        return False
+    members = get_args(type_)
+    return len(members) == 2 and type(None) in members
+
+
+def _optional_hook_factory(conv: cattrs.Converter) -> Callable[[Any], Any]:
+    """Hooks for ``X | None`` that look up the hook of ``X`` once, not on every value.
+
+    cattrs' own ``Optional`` hook dispatches on the inner type at every call; most model
+    fields are optional, so this is the parsing hot path. Same results and errors.
+    """
+
+    def factory(type_: Any) -> Any:
+        inner_type = next(m for m in get_args(type_) if m is not type(None))
+        inner = conv.get_structure_hook(inner_type)
+        if _STRICT_HOOKS.get(inner_type) is inner:
+            # The strict hooks return an exact ``str``/``int``/... unchanged: skip the call.
+            exact: type = inner_type
+
+            def passthrough_hook(value: Any, _: type) -> Any:
+                if value is None or type(value) is exact:
+                    return value
+                return inner(value, exact)
+
+            return passthrough_hook
+
+        def hook(value: Any, _: type) -> Any:
+            return None if value is None else inner(value, inner_type)
+
+        return hook
+
+    return factory
+
+
 def _make_converter() -> cattrs.Converter:
+    # cattrs is imported here, on the first answer parsed, not when the SDK is imported.
+    import cattrs
+    from cattrs.cols import list_structure_factory, mapping_structure_factory
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
     conv = cattrs.Converter(forbid_extra_keys=False, omit_if_default=False)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(RunStatus, _structure_status)
+    # Before the explicit ``Union`` hooks below, so that those take precedence.
+    conv.register_structure_hook_factory(_is_optional, _optional_hook_factory(conv))
+    # Containers and models only from the matching JSON type (see ``_only``).
+    conv.register_structure_hook_factory(
+        _is_list, lambda t: _only(list, "an array", list_structure_factory(t, conv))
+    )
+    conv.register_structure_hook_factory(
+        _is_dict, lambda t: _only(dict, "an object", mapping_structure_factory(t, conv))
+    )
+    conv.register_structure_hook_factory(
+        attrs.has, lambda t: _only(dict, "an object", make_dict_structure_fn(t, conv))
+    )
     conv.register_unstructure_hook(RunStatus, lambda s: s.raw)
     conv.register_structure_hook(Union[UserRole, str, None], _open_enum(UserRole))  # noqa: UP007
     conv.register_structure_hook(
@@ -97,10 +228,19 @@ def _make_converter() -> cattrs.Converter:
     )
     conv.register_structure_hook(Union[dict[str, Any], str, None], _dict_or_str)  # noqa: UP007
     conv.register_unstructure_hook(Enum, lambda e: e.value)
+    # ``str`` enums would otherwise pass through as members (cattrs treats them as ``str``).
+    for open_enum in (UserRole, SourceType):
+        conv.register_unstructure_hook(open_enum, _enum_value)
+        conv.register_unstructure_hook(Union[open_enum, str, None], _enum_value)  # noqa: UP007
 
     # The deprecated ``is_admin`` is stored privately so that reading it can warn.
     conv.register_structure_hook(
-        User, make_dict_structure_fn(User, conv, _is_admin=override(rename="is_admin"))
+        User,
+        _only(
+            dict,
+            "an object",
+            make_dict_structure_fn(User, conv, _is_admin=override(rename="is_admin")),
+        ),
     )
     conv.register_unstructure_hook(
         User, make_dict_unstructure_fn(User, conv, _is_admin=override(rename="is_admin"))
@@ -108,7 +248,11 @@ def _make_converter() -> cattrs.Converter:
     # ``received_at`` is stamped on arrival, never read from nor sent on the wire.
     conv.register_structure_hook(
         SlackConnectToken,
-        make_dict_structure_fn(SlackConnectToken, conv, received_at=override(omit=True)),
+        _only(
+            dict,
+            "an object",
+            make_dict_structure_fn(SlackConnectToken, conv, received_at=override(omit=True)),
+        ),
     )
     conv.register_unstructure_hook(
         SlackConnectToken,
@@ -117,7 +261,23 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-converter = _make_converter()
+_converter: cattrs.Converter | None = None
+
+
+def _get_converter() -> cattrs.Converter:
+    """The converter, built on first use (two threads racing build two equal ones)."""
+    global _converter
+    if _converter is None:
+        _converter = _make_converter()
+    return _converter
+
+
+def __getattr__(name: str) -> Any:
+    # ``converter`` is built lazily: importing cattrs and generating the hooks costs
+    # several milliseconds that an ``import codegen_async`` should not pay.
+    if name == "converter":
+        return _get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def structure(data: Any, cls: Any) -> Any:
@@ -127,19 +287,24 @@ def structure(data: Any, cls: Any) -> Any:
     """
     if cls is Any:
         return data
+    conv = _converter or _get_converter()
     try:
-        return converter.structure(data, cls)
-    except cattrs.BaseValidationError as exc:
-        messages = cattrs.transform_error(exc)
-        first = messages[0] if messages else str(exc)
-        path = first.rsplit(" @ ", 1)[1] if " @ " in first else None
-        raise ResponseShapeError("; ".join(messages[:5]), path) from None
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ResponseShapeError(f"{type(exc).__name__}: {exc} @ $", "$") from None
+        return conv.structure(data, cls)
+    except Exception as exc:
+        import cattrs  # already loaded by the converter
+
+        if isinstance(exc, cattrs.BaseValidationError):
+            messages = [_wire_path(m) for m in cattrs.transform_error(exc)]
+            first = messages[0] if messages else str(exc)
+            path = first.rsplit(" @ ", 1)[1] if " @ " in first else None
+            raise ResponseShapeError("; ".join(messages[:5]), path) from None
+        if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
+            raise ResponseShapeError(f"{type(exc).__name__}: {exc} @ $", "$") from None
+        raise
 
 
 def unstructure(obj: Any) -> Any:
     """Turn a model (or a container of models) back into JSON-ready data."""
     if attrs.has(type(obj)) or isinstance(obj, (list, dict, tuple, Enum)):
-        return converter.unstructure(obj)
+        return (_converter or _get_converter()).unstructure(obj)
     return obj

@@ -81,7 +81,9 @@ class RequestBody:
 
     ``fields`` maps each field name to the JSON types it may hold (``"integer"``,
     ``"string"``, ``"boolean"``, ``"array"``, ``"object"``, ``"null"``); ``required`` names
-    those that must be present; ``enums`` restricts string fields; ``ranges`` bounds integers.
+    those that must be present; ``enums`` restricts string fields; ``ranges`` bounds integers;
+    ``items`` gives the JSON type of the elements of an array field, or of the values of an
+    object field that is a map (``"string"``, ``"integer"``).
     """
 
     schema: str
@@ -90,6 +92,7 @@ class RequestBody:
     enums: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     ranges: Mapping[str, tuple[int, int]] = attrs.field(factory=dict)
     model: type | None = None
+    items: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -211,6 +214,7 @@ _TABLE: tuple[Endpoint, ...] = (
             },
             required=("prompt",),
             enums={"agent_type": ("codegen", "claude_code")},
+            items={"images": "string"},
         ),
         operation_id="create_agent_run_v1_organizations__org_id__agent_run_post",
         summary="Start an agent run.",
@@ -251,6 +255,7 @@ _TABLE: tuple[Endpoint, ...] = (
             "ResumeAgentRunInput",
             {"agent_run_id": ("integer",), "prompt": ("string",), "images": _IMAGES},
             required=("agent_run_id", "prompt"),
+            items={"images": "string"},
         ),
         operation_id="resume_agent_run_v1_organizations__org_id__agent_run_resume_post",
         summary="Resume a paused agent run with a new prompt.",
@@ -414,6 +419,12 @@ _TABLE: tuple[Endpoint, ...] = (
             },
             ranges={"check_retry_count": (0, 10)},
             model=CheckSuiteSettingsUpdate,
+            items={
+                "ignored_checks": "string",
+                "check_retry_counts": "integer",
+                "custom_prompts": "string",
+                "high_priority_apps": "string",
+            },
         ),
         operation_id=(
             "update_check_suite_settings_v1_organizations__org_id__repos_check_suite_settings_put"

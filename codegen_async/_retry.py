@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -30,9 +31,11 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
         try:
-            return min(max(float(raw_ms) / 1000.0, 0.0), MAX_RETRY_AFTER)
+            millis = float(raw_ms)
         except ValueError:
-            pass
+            millis = math.nan
+        if millis == millis:  # not NaN, which would compare false everywhere and sleep NaN
+            return min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER)
     raw = headers.get("Retry-After") or headers.get("retry-after")
     if not raw:
         return None

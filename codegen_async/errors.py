@@ -8,6 +8,9 @@ Every error derives from :class:`CodegenError`::
     │   └── APITimeoutError (also TimeoutError)   ... within the timeout
     ├── APIResponseValidationError                 a 2xx answer of the wrong shape
     ├── WaitTimeoutError (also TimeoutError)       wait_for_run() ran out of time
+    ├── RunWaitError                               wait_for_runs() / as_completed(): some
+    │   │                                          runs ended in error (``.errors`` by id)
+    │   └── RunWaitTimeoutError (also TimeoutError) ... some were unfinished at the deadline
     └── APIStatusError                             the server answered 4xx / 5xx
         ├── BadRequestError             400
         ├── AuthenticationError         401
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 if TYPE_CHECKING:
-    from .models import RunStatus
+    from .models import AgentRun, RunStatus
 
 __all__ = [
     "APIConnectionError",
@@ -45,6 +48,8 @@ __all__ = [
     "PaymentRequiredError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RunWaitError",
+    "RunWaitTimeoutError",
     "UnprocessableEntityError",
     "ValidationErrorDetail",
     "WaitTimeoutError",
@@ -224,6 +229,50 @@ class WaitTimeoutError(CodegenError, TimeoutError):
             f"agent run {agent_run_id} did not finish within {timeout:g}s "
             f"(last status: {last_status or 'unknown'})"
         )
+
+
+class RunWaitError(CodegenError):
+    """Waiting on several agent runs ended in an error for some of them.
+
+    Raised by ``wait_for_runs()``, and by ``as_completed()`` once it has yielded every run
+    that finished. One run's error never stops the wait on the others.
+
+    Attributes:
+        errors: The error of each run that could not be waited on, by run id:
+            ``NotFoundError`` (the run disappeared), ``APIResponseValidationError`` (its
+            answer could not be parsed), ``WaitTimeoutError`` (still unfinished at the
+            deadline, with its ``last_status``), or another ``APIStatusError``.
+        runs: The runs that did finish, by id.
+    """
+
+    def __init__(
+        self,
+        errors: Mapping[int, CodegenError],
+        runs: Mapping[int, AgentRun] | None = None,
+    ) -> None:
+        self.errors: dict[int, CodegenError] = dict(errors)
+        self.runs: dict[int, AgentRun] = dict(runs or {})
+        shown = ", ".join(
+            f"{run_id} ({type(error).__name__})" for run_id, error in list(self.errors.items())[:5]
+        )
+        more = f" and {len(self.errors) - 5} more" if len(self.errors) > 5 else ""
+        super().__init__(
+            f"{len(self.errors)} of {len(self.errors) + len(self.runs)} agent runs could not "
+            f"be waited on: {shown}{more}"
+        )
+
+    @property
+    def agent_run_ids(self) -> list[int]:
+        """The ids of the runs that ended in error, in the order they were asked for."""
+        return list(self.errors)
+
+
+class RunWaitTimeoutError(RunWaitError, TimeoutError):
+    """The deadline passed before every run finished.
+
+    ``errors`` holds a :class:`WaitTimeoutError` (with ``last_status``) for each unfinished
+    run, besides any other run's error; ``runs`` the runs that finished in time.
+    """
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -349,8 +349,16 @@ class SlackConnectToken:
 
     @property
     def expires_at(self) -> datetime:
-        """When the token stops working (aware UTC datetime)."""
-        return self.received_at + timedelta(minutes=self.expires_in_minutes)
+        """When the token stops working (aware UTC datetime).
+
+        A lifetime beyond what ``datetime`` can hold gives its largest (or smallest) value
+        rather than an ``OverflowError``.
+        """
+        try:
+            return self.received_at + timedelta(minutes=self.expires_in_minutes)
+        except OverflowError:
+            edge = datetime.max if self.expires_in_minutes > 0 else datetime.min
+            return edge.replace(tzinfo=timezone.utc)
 
     @property
     def is_expired(self) -> bool:

@@ -1,0 +1,773 @@
+"""The run poller: one per client, watching every run that any caller is waiting on.
+
+``wait_for_run``, ``watch_run``, ``wait_for_runs`` and ``as_completed`` do not poll on their
+own. They subscribe to the client's :class:`RunPoller`, which keeps one record per run and
+two workers, one per route:
+
+* the **list worker** reads pages of ``GET /v1/organizations/{org_id}/agent/runs`` (100
+  runs a page, newest first, filtered by the token's user), each page chosen to hold as many
+  runs due for a poll as possible;
+* the **get worker** calls ``get_run`` for runs a page would not cover cheaply: a lone run,
+  a run far down the list, a run missing from the list, or the first poll of a single wait.
+
+Each worker spends at most ``share`` of its route's quota (``RateLimits`` of the client,
+else the documented one), evenly paced, so the rest of the quota stays free for the
+caller's own calls; every request still goes through the client's rate limiter too. The
+decisions themselves (backoff, positions, which page) are pure functions in
+``_polling_plan``. The poller runs while somebody waits and stops when the last wait ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final, Literal, Protocol
+
+import attrs
+
+from ._converter import ResponseShapeError, structure
+from ._endpoints import ENDPOINTS, Quota
+from ._polling_plan import (
+    PAGE_SIZE,
+    Candidate,
+    ListMap,
+    Plan,
+    PollPolicy,
+    Window,
+    classify_error,
+    page_covers,
+    plan_round,
+    poll_interval,
+)
+from ._validation import check_params
+from .errors import APIResponseValidationError, CodegenError
+from .models import AgentRun
+
+__all__ = [
+    "DEFAULT_POLL_SHARE",
+    "ClientRunSource",
+    "RunEvent",
+    "RunPage",
+    "RunPoller",
+    "full_sweep_seconds",
+    "quota_rate",
+]
+
+log = logging.getLogger("codegen_async.polling")
+
+DEFAULT_POLL_SHARE: Final = 0.5
+"""Share of a route's quota that polling may spend by default; the rest is the caller's."""
+
+MAX_TRANSIENT_FAILURES: Final = 6
+"""Consecutive failed polls (429, 5xx, network) of one run before its wait gives up."""
+
+MAX_MISSES: Final = 3
+"""Times a run is not where the list should hold it before it is polled with get_run only."""
+
+MAX_IN_FLIGHT: Final = 8
+"""Requests one worker keeps in flight at once (pacing, not this, bounds the rate)."""
+
+Route = Literal["list", "get"]
+_OPERATION: Final[dict[Route, str]] = {"list": "list_runs", "get": "get_run"}
+
+SleepFn = Callable[[float], Awaitable[Any]]
+ClockFn = Callable[[], float]
+
+
+async def sleep(seconds: float) -> None:
+    """The poller's sleep; tests may replace it (``monkeypatch.setattr``)."""
+    await asyncio.sleep(seconds)
+
+
+# --- where runs come from ---------------------------------------------------------------
+
+
+@attrs.frozen
+class RunPage:
+    """One page of the run list, item by item.
+
+    ``ids`` gives every item's id in list order (``None`` where the item has no readable
+    id); ``runs`` the items that parsed; ``errors`` the items that did not, by id, so that a
+    malformed run ends only its own wait.
+    """
+
+    total: int
+    ids: tuple[int | None, ...]
+    runs: Mapping[int, AgentRun]
+    errors: Mapping[int, APIResponseValidationError] = attrs.field(factory=dict)
+
+
+class RunSource(Protocol):
+    """What the poller needs from a client (a fake one in unit tests)."""
+
+    def quota(self, operation: str) -> Quota:
+        """The quota to pace ``operation`` (``"get_run"`` or ``"list_runs"``) by."""
+        ...
+
+    async def get_run(self, org_id: int, run_id: int) -> AgentRun:
+        """One run; raises the client's typed errors."""
+        ...
+
+    async def list_page(self, org_id: int, user_id: int | None, skip: int, limit: int) -> RunPage:
+        """One page of an organization's runs, newest first."""
+        ...
+
+    async def current_user_id(self) -> int:
+        """The id of the token's user."""
+        ...
+
+
+class _Client(Protocol):
+    """The parts of ``AsyncAgent`` the poller's source uses."""
+
+    @property
+    def rate_limits(self) -> Any: ...
+
+    async def get_run(self, agent_run_id: int, *, org_id: int | None = None) -> AgentRun: ...
+
+    async def get_current_user(self) -> Any: ...
+
+
+_RAW_LIST_RUNS: Final = attrs.evolve(ENDPOINTS["list_runs"], response=Any)
+
+
+class ClientRunSource:
+    """A :class:`RunSource` over an ``AsyncAgent`` (through its transport and limiters).
+
+    Pages are fetched as raw JSON and each item is parsed on its own, so one malformed run
+    does not hide the 99 others on its page.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def quota(self, operation: str) -> Quota:
+        endpoint = ENDPOINTS[operation]
+        quota: Quota | None = self._client.rate_limits.for_endpoint(endpoint)
+        return quota if quota is not None else endpoint.quota
+
+    async def get_run(self, org_id: int, run_id: int) -> AgentRun:
+        run: AgentRun = await self._client.get_run(run_id, org_id=org_id)
+        return run
+
+    async def current_user_id(self) -> int:
+        user = await self._client.get_current_user()
+        return int(user.id)
+
+    async def list_page(self, org_id: int, user_id: int | None, skip: int, limit: int) -> RunPage:
+        endpoint = _RAW_LIST_RUNS
+        values = {"org_id": org_id, "user_id": user_id, "skip": skip, "limit": limit}
+        query = check_params(endpoint, values)
+        path = endpoint.path.format_map(values)
+        transport = self._client._transport
+        payload = await transport.request(endpoint, path, params=query or None)
+        url = transport.config.base_url + path
+        return parse_run_page(payload, url=url)
+
+
+def parse_run_page(payload: Any, *, url: str = "") -> RunPage:
+    """Split a decoded ``Page[AgentRunResponse]`` into parsed runs and per-item errors.
+
+    Raises:
+        APIResponseValidationError: the page itself (``total``, ``items``) is malformed.
+    """
+
+    def envelope_error(what: str) -> APIResponseValidationError:
+        return APIResponseValidationError(
+            f"GET {url}: the answer is not a page of agent runs ({what})",
+            method="GET",
+            url=url,
+            path="$",
+            body=payload,
+        )
+
+    if not isinstance(payload, dict):
+        raise envelope_error(f"got {type(payload).__name__}")
+    items, total = payload.get("items"), payload.get("total")
+    if not isinstance(items, list) or isinstance(total, bool) or not isinstance(total, int):
+        raise envelope_error("'items' must be a list and 'total' an integer")
+    ids: list[int | None] = []
+    runs: dict[int, AgentRun] = {}
+    errors: dict[int, APIResponseValidationError] = {}
+    for index, item in enumerate(items):
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        run_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+        ids.append(run_id)
+        try:
+            run = structure(item, AgentRun)
+        except ResponseShapeError as exc:
+            if run_id is not None:
+                errors[run_id] = APIResponseValidationError(
+                    f"GET {url}: agent run {run_id} does not match the API's "
+                    f"AgentRunResponse: {exc}",
+                    method="GET",
+                    url=url,
+                    path=f"$.items[{index}]" + (exc.path or "").lstrip("$"),
+                    body=item,
+                )
+            continue
+        runs[run.id] = run
+    return RunPage(total=total, ids=tuple(ids), runs=runs, errors=errors)
+
+
+# --- what the poller tells a waiter ------------------------------------------------------
+
+
+@attrs.frozen
+class RunEvent:
+    """A run's new status (``run``), the end of its wait (``error``), or of every wait."""
+
+    run_id: int
+    run: AgentRun | None = None
+    error: BaseException | None = None
+    fatal: bool = False
+
+
+class Subscription:
+    """One caller's interest in some runs; events arrive on :attr:`queue`."""
+
+    def __init__(
+        self, org_id: int, run_ids: Iterable[int], poll_interval: float | None, share: float
+    ) -> None:
+        self.org_id = org_id
+        self.run_ids = set(run_ids)
+        self.poll_interval = poll_interval
+        self.share = share
+        self.queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+
+    def __repr__(self) -> str:
+        return f"<Subscription org={self.org_id} runs={len(self.run_ids)}>"
+
+
+# --- the poller -------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Tracked:
+    org_id: int
+    run_id: int
+    subs: list[Subscription] = attrs.field(factory=list)
+    last: AgentRun | None = None
+    polls: int = 0
+    next_due: float = 0.0
+    misses: int = 0  # list reads that should have held it and did not
+    direct: bool = False  # poll with get_run only
+    single_next: bool = False  # poll with get_run next time (it was not where expected)
+    absent: bool = False  # a page proved it is not in the (filtered) list
+    failures: int = 0  # consecutive transient failures
+    in_flight: bool = False
+
+
+@attrs.define(eq=False)
+class _Org:
+    org_id: int
+    filter_user: bool = True
+    lists: ListMap = attrs.field(factory=ListMap)
+    list_failures: int = 0
+    list_broken: int = 0
+    not_in_filtered: int = 0
+
+    @property
+    def use_list(self) -> bool:
+        return self.list_broken < 2
+
+
+class _Pacer:
+    """Evenly spaced grants: one every ``interval`` seconds (the poller's own budget)."""
+
+    def __init__(self, clock: ClockFn, sleep_fn: SleepFn) -> None:
+        self.interval = 0.0
+        self._clock = clock
+        self._sleep = sleep_fn
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+class RunPoller:
+    """Polls every run its subscribers wait on, within a share of the quota.
+
+    Args:
+        source: Where runs come from (:class:`ClientRunSource` over a client).
+        clock: Monotonic seconds; default the running loop's clock.
+        sleep: Coroutine function to sleep with; default :func:`sleep` of this module.
+    """
+
+    def __init__(
+        self,
+        source: RunSource,
+        *,
+        clock: ClockFn | None = None,
+        sleep: SleepFn | None = None,
+    ) -> None:
+        self._source = source
+        self._clock_fn = clock
+        self._sleep_fn = sleep
+        self._tracked: dict[tuple[int, int], _Tracked] = {}
+        self._orgs: dict[int, _Org] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._wakes: dict[Route, asyncio.Event] = {}
+        self._pacers: dict[Route, _Pacer] = {
+            route: _Pacer(self._now, self._sleep) for route in ("list", "get")
+        }
+        self._version = 0
+        self._plan_cache: tuple[int, float, dict[int, Plan]] | None = None
+        self._user_lock = asyncio.Lock()
+        self._user_id: int | None = None
+        self._user_known = False
+        self._closed = False
+        self.requests: dict[Route, int] = {"list": 0, "get": 0}
+
+    # --- clock and sleep (injectable for tests) ------------------------------------------
+    def _now(self) -> float:
+        if self._clock_fn is not None:
+            return self._clock_fn()
+        return asyncio.get_running_loop().time()
+
+    async def _sleep(self, seconds: float) -> None:
+        fn = self._sleep_fn if self._sleep_fn is not None else sleep
+        await fn(max(seconds, 0.0))
+
+    # --- subscriptions ---------------------------------------------------------------
+    @property
+    def tracked(self) -> int:
+        """How many runs are being polled."""
+        return len(self._tracked)
+
+    @property
+    def running(self) -> bool:
+        """Whether the poller's task is alive."""
+        return self._task is not None and not self._task.done()
+
+    def subscribe(
+        self,
+        org_id: int,
+        run_ids: Iterable[int],
+        *,
+        poll_interval: float | None = None,
+        share: float = DEFAULT_POLL_SHARE,
+    ) -> Subscription:
+        """Start watching runs; their status changes arrive on the subscription's queue.
+
+        A run already watched for another caller is shared, and its last known state is
+        delivered at once.
+        """
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
+        sub = Subscription(org_id, run_ids, poll_interval, share)
+        now = self._now()
+        self._orgs.setdefault(org_id, _Org(org_id))
+        for run_id in sub.run_ids:
+            key = (org_id, run_id)
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                tracked = self._tracked[key] = _Tracked(org_id, run_id, next_due=now)
+            elif tracked.last is not None:
+                sub.queue.put_nowait(RunEvent(run_id, run=tracked.last))
+            if poll_interval is not None and tracked.last is not None:
+                tracked.next_due = min(tracked.next_due, now + poll_interval)
+            tracked.subs.append(sub)
+        self._configure()
+        self._ensure_running()
+        self._poke()
+        return sub
+
+    async def release(self, sub: Subscription) -> None:
+        """Stop watching a subscription's runs; stops the poller when nobody waits."""
+        for run_id in list(sub.run_ids):
+            key = (sub.org_id, run_id)
+            tracked = self._tracked.get(key)
+            if tracked is not None:
+                with contextlib.suppress(ValueError):
+                    tracked.subs.remove(sub)
+                if not tracked.subs:
+                    del self._tracked[key]
+        sub.run_ids.clear()
+        self._version += 1
+        if self._tracked:
+            self._configure()
+            return
+        await self._stop()
+
+    async def aclose(self) -> None:
+        """End every wait with an error and stop polling (the client is closing)."""
+        self._closed = True
+        if self._tracked:
+            self._fail_all(RuntimeError("the client was closed while waiting for agent runs"))
+        await self._stop()
+
+    async def _stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            self._stopping.add(task)
+        pending = [t for t in self._stopping if not t.done()]
+        if pending:
+            await asyncio.wait(pending)
+        self._stopping.clear()
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._main(), name="codegen-async run poller"
+            )
+
+    def _poke(self) -> None:
+        self._version += 1
+        for event in self._wakes.values():
+            event.set()
+
+    def _share(self) -> float:
+        shares = [s.share for t in self._tracked.values() for s in t.subs]
+        return min(shares, default=DEFAULT_POLL_SHARE)
+
+    def _rate(self, route: Route) -> float:
+        return quota_rate(self._source.quota(_OPERATION[route]), self._share())
+
+    def _configure(self) -> None:
+        self._version += 1
+        for route in ("list", "get"):
+            pacer = self._pacers.get(route)
+            if pacer is not None:
+                pacer.interval = 1.0 / self._rate(route)
+
+    def _policy(self, tracked: _Tracked) -> PollPolicy:
+        fixed = [s.poll_interval for s in tracked.subs if s.poll_interval is not None]
+        window = self._source.quota("get_run").window
+        return PollPolicy.for_window(window, fixed=min(fixed) if fixed else None)
+
+    # --- delivering to waiters -----------------------------------------------------------
+    def _observe(self, tracked: _Tracked, run: AgentRun, now: float) -> None:
+        tracked.polls += 1
+        tracked.failures = 0
+        previous = tracked.last
+        tracked.last = run
+        if run.is_terminal:
+            self._finish(tracked, RunEvent(tracked.run_id, run=run))
+            return
+        tracked.next_due = now + poll_interval(tracked.polls, self._policy(tracked))
+        if previous is None or previous.status != run.status:
+            for sub in tracked.subs:
+                sub.queue.put_nowait(RunEvent(tracked.run_id, run=run))
+
+    def _finish(self, tracked: _Tracked, event: RunEvent) -> None:
+        key = (tracked.org_id, tracked.run_id)
+        if self._tracked.get(key) is tracked:
+            del self._tracked[key]
+        for sub in tracked.subs:
+            sub.queue.put_nowait(event)
+            sub.run_ids.discard(tracked.run_id)
+        tracked.subs.clear()
+
+    def _fail(self, tracked: _Tracked, error: BaseException) -> None:
+        log.debug("wait on agent run %d ends: %r", tracked.run_id, error)
+        self._finish(tracked, RunEvent(tracked.run_id, error=error))
+
+    def _fail_all(self, error: BaseException) -> None:
+        subs = {id(s): s for t in self._tracked.values() for s in t.subs}
+        self._tracked.clear()
+        for sub in subs.values():
+            sub.queue.put_nowait(RunEvent(-1, error=error, fatal=True))
+            sub.run_ids.clear()
+
+    # --- the main loop ------------------------------------------------------------------
+    async def _main(self) -> None:
+        me = asyncio.current_task()
+        self._wakes = {"list": asyncio.Event(), "get": asyncio.Event()}
+        self._configure()
+        sends: set[asyncio.Task[None]] = set()
+        try:
+            # Re-check after the workers end: a wait may have subscribed meanwhile.
+            while self._tracked:
+                await asyncio.gather(self._worker("list", sends), self._worker("get", sends))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must end the waits, never leave them hanging
+            log.exception("the run poller failed")
+            self._fail_all(exc)
+        finally:
+            if self._task is me:  # from here on, a new wait starts a new task
+                self._task = None
+            for task in sends:
+                task.cancel()
+            if sends:
+                await asyncio.gather(*sends, return_exceptions=True)
+
+    async def _resolve_user(self) -> None:
+        """Learn the token's user once: the list is filtered by it to hold fewer runs."""
+        if self._user_known:
+            return
+        async with self._user_lock:
+            if not self._user_known:
+                await self._lookup_user()
+
+    async def _lookup_user(self) -> None:
+        try:
+            self._user_id = await self._source.current_user_id()
+        except CodegenError as exc:
+            if classify_error(exc) == "fatal":
+                raise
+            log.info("cannot read the current user (%s); listing runs unfiltered", exc)
+            self._user_id = None
+        self._user_known = True
+
+    async def _worker(self, route: Route, sends: set[asyncio.Task[None]]) -> None:
+        wake = self._wakes[route]
+        pacer = self._pacers[route]
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        while self._tracked:
+            wake.clear()
+            if self._pick(route) is None:
+                await self._idle(route)
+                continue
+            await slots.acquire()
+            try:
+                await pacer.acquire()
+                job = self._pick(route)  # the state may have moved while waiting
+            except BaseException:
+                slots.release()
+                raise
+            if job is None:
+                slots.release()
+                continue
+            self._claim(job, True)
+            task = asyncio.get_running_loop().create_task(self._send(route, job))
+            sends.add(task)
+            task.add_done_callback(sends.discard)
+            task.add_done_callback(lambda _task: slots.release())
+
+    async def _idle(self, route: Route) -> None:
+        """Wait until a run falls due or the state changes (a wait, an answer)."""
+        now = self._now()
+        later = [t.next_due for t in self._tracked.values() if t.next_due > now]
+        delay = min(later) - now if later else None
+        wake = self._wakes[route]
+        if wake.is_set():
+            return
+        waiter = asyncio.ensure_future(wake.wait())
+        tasks: set[asyncio.Future[Any]] = {waiter}
+        if delay is not None:
+            tasks.add(asyncio.ensure_future(self._sleep(delay)))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    # --- choosing the next request -------------------------------------------------------
+    def _pick(self, route: Route) -> tuple[int, Window | int] | None:
+        """The most useful request for ``route`` now: ``(org_id, Window)`` or a run id."""
+        best: tuple[int, Window | int] | None = None
+        best_urgency = 0.0
+        for org_id, plan in self._plans().items():
+            if route == "list" and plan.windows:
+                window = max(plan.windows, key=lambda w: (w.urgency, w.due, -w.skip))
+                if best is None or window.urgency > best_urgency:
+                    best, best_urgency = (org_id, window), window.urgency
+            elif route == "get" and plan.singles and best is None:
+                best = (org_id, plan.singles[0])
+        return best
+
+    def _plans(self) -> dict[int, Plan]:
+        """This moment's plan per organization, recomputed only when something changed."""
+        now = self._now()
+        cached = self._plan_cache
+        if cached is not None and cached[0] == self._version and now < cached[1]:
+            return cached[2]
+        list_rate, get_rate = self._rate("list"), self._rate("get")
+        plans: dict[int, Plan] = {}
+        valid_until = math.inf
+        by_org: dict[int, list[_Tracked]] = {}
+        for tracked in self._tracked.values():
+            if tracked.in_flight:
+                continue
+            if tracked.next_due > now:
+                valid_until = min(valid_until, tracked.next_due)
+            by_org.setdefault(tracked.org_id, []).append(tracked)
+        for org_id, runs in by_org.items():
+            plan = self._plan(self._orgs[org_id], runs, now, list_rate, get_rate)
+            if plan is not None:
+                plans[org_id] = plan
+        self._plan_cache = (self._version, valid_until, plans)
+        return plans
+
+    def _plan(
+        self, org: _Org, runs: list[_Tracked], now: float, list_rate: float, get_rate: float
+    ) -> Plan | None:
+        runs.sort(key=lambda t: t.next_due)
+        if runs[0].next_due > now:
+            return None
+        candidates = []
+        lists = org.lists
+        use_list = org.use_list
+        for tracked in runs:
+            alone = tracked.direct or tracked.single_next or not use_list
+            position = None if alone else lists.position(tracked.run_id)
+            overdue = now - tracked.next_due
+            candidates.append(Candidate(tracked.run_id, position, overdue >= 0, max(overdue, 0.0)))
+        return plan_round(candidates, list_rate=list_rate, get_rate=get_rate, page_size=PAGE_SIZE)
+
+    def _claim(self, job: tuple[int, Window | int], flag: bool) -> None:
+        """Mark a request's runs in flight (``flag``) or back from it."""
+        org_id, what = job
+        ids = what.run_ids if isinstance(what, Window) else (what,)
+        for run_id in ids:
+            tracked = self._tracked.get((org_id, run_id))
+            if tracked is not None:
+                tracked.in_flight = flag
+        if not flag:
+            self._version += 1
+            return
+        # Taking one request out of the cached plan is what planning again without its
+        # runs would give (every run is in one request at most), at no cost.
+        cached = self._plan_cache
+        plan = cached[2].get(org_id) if cached is not None else None
+        if cached is None or plan is None or cached[0] != self._version:
+            self._version += 1
+            return
+        if isinstance(what, Window):
+            plan = attrs.evolve(plan, windows=tuple(w for w in plan.windows if w is not what))
+        else:
+            plan = attrs.evolve(plan, singles=tuple(r for r in plan.singles if r != what))
+        cached[2][org_id] = plan
+
+    # --- sending and reading the answers ----------------------------------------------
+    async def _send(self, route: Route, job: tuple[int, Window | int]) -> None:
+        org_id, what = job
+        self.requests[route] += 1
+        try:
+            if isinstance(what, Window):
+                await self._read_window(org_id, what)
+            else:
+                await self._read_one(org_id, what)
+        except CodegenError as exc:  # only fatal kinds get here
+            self._fail_all(exc)
+        except Exception as exc:  # a bug must end the waits, never leave them hanging
+            log.exception("the run poller failed")
+            self._fail_all(exc)
+        finally:
+            self._claim(job, False)
+            self._poke()
+
+    async def _read_one(self, org_id: int, run_id: int) -> None:
+        key = (org_id, run_id)
+        try:
+            run = await self._source.get_run(org_id, run_id)
+        except CodegenError as exc:
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                return
+            kind = classify_error(exc)
+            if kind == "fatal":
+                raise
+            if kind == "run":
+                self._fail(tracked, exc)
+                return
+            tracked.failures += 1
+            if tracked.failures >= MAX_TRANSIENT_FAILURES:
+                self._fail(tracked, exc)
+                return
+            tracked.next_due = self._now() + poll_interval(tracked.failures, self._policy(tracked))
+            return
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            return
+        tracked.single_next = False
+        org = self._orgs[org_id]
+        if tracked.absent and org.filter_user and self._user_id is not None:
+            # The run exists but the user's list lacks it: someone else started it.
+            tracked.absent = False
+            org.not_in_filtered += 1
+            if org.not_in_filtered >= 2:
+                self._drop_user_filter(org)
+        self._observe(tracked, run, self._now())
+
+    async def _read_window(self, org_id: int, window: Window) -> None:
+        org = self._orgs[org_id]
+        await self._resolve_user()
+        user_id = self._user_id if org.filter_user else None
+        try:
+            page = await self._source.list_page(org_id, user_id, window.skip, window.limit)
+        except CodegenError as exc:
+            kind = classify_error(exc)
+            if kind == "fatal":
+                raise
+            members = [self._tracked.get((org_id, r)) for r in window.run_ids]
+            now = self._now()
+            if kind == "run":
+                org.list_broken += 1
+            else:
+                org.list_failures += 1
+            for tracked in members:
+                if tracked is None:
+                    continue
+                if kind == "run" or org.list_failures >= 3:
+                    tracked.single_next = True
+                else:
+                    tracked.next_due = now + poll_interval(1, self._policy(tracked))
+            log.debug("list page at %d failed (%r)", window.skip, exc)
+            return
+        org.list_failures = 0
+        org.lists.record_page(window.skip, page.total, page.ids)
+        now = self._now()
+        for run_id in page.ids:
+            if run_id is None:
+                continue
+            tracked = self._tracked.get((org_id, run_id))
+            if tracked is None:
+                continue
+            tracked.misses = 0
+            tracked.single_next = False
+            tracked.absent = False
+            tracked.direct = False
+            error = page.errors.get(run_id)
+            if error is not None:
+                self._fail(tracked, error)
+            elif run_id in page.runs:
+                self._observe(tracked, page.runs[run_id], now)
+        seen = {i for i in page.ids if i is not None}
+        for run_id in window.run_ids:
+            tracked = self._tracked.get((org_id, run_id))
+            if tracked is None or run_id in seen:
+                continue
+            # Not on the page. If the page proves it is not in the list, or it was seen
+            # exactly here before, ask get_run next; if its position was only estimated,
+            # the new anchors place it better. After a few misses, stop looking for it.
+            tracked.misses += 1
+            if page_covers(run_id, skip=window.skip, ids=page.ids, total=page.total):
+                tracked.absent = True
+                tracked.single_next = True
+            elif org.lists.knows(run_id):
+                tracked.single_next = True
+            org.lists.forget(run_id)
+            if tracked.misses >= MAX_MISSES:
+                tracked.direct = True
+
+    def _drop_user_filter(self, org: _Org) -> None:
+        log.debug("org %d: waited-on runs are not the user's; listing every run", org.org_id)
+        org.filter_user = False
+        org.lists.clear()
+        for tracked in self._tracked.values():
+            if tracked.org_id == org.org_id:
+                tracked.misses = 0
+                tracked.direct = False
+                tracked.absent = False
+
+
+def quota_rate(quota: Quota, share: float) -> float:
+    """Requests a second that ``share`` of ``quota`` allows."""
+    return quota.limit / quota.window * share
+
+
+def full_sweep_seconds(pending: int, quota: Quota) -> float:
+    """The fastest full sweep of ``pending`` runs the quota allows: one page per 100 runs."""
+    return math.ceil(pending / PAGE_SIZE) / quota_rate(quota, 1.0)

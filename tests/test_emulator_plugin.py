@@ -1,0 +1,79 @@
+"""The pytest plugin, used the way a user's test suite would use it (a pytest subprocess)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+USER_TESTS = """
+import asyncio
+
+import pytest
+
+from codegen_async import AsyncAgent
+from codegen_async.emulator import Emulator, EmulatorThread
+
+
+async def test_async_fixture(codegen_emulator):
+    assert isinstance(codegen_emulator, Emulator)
+    assert codegen_emulator.time_scale == 0.01
+    async with codegen_emulator.client() as agent:
+        run = await agent.run("x")
+        while not (run := await agent.get_run(run.id)).is_terminal:
+            await asyncio.sleep(0.02)
+        assert run.status == "completed"  # failure_rate is 0 by default
+
+
+@pytest.mark.codegen_emulator(failure_rate=1.0, status_style="docs")
+async def test_marker_overrides_options(codegen_emulator):
+    async with codegen_emulator.client() as agent:
+        run = await agent.run("x")
+        assert run.status.raw == "running"
+        while not (run := await agent.get_run(run.id)).is_terminal:
+            await asyncio.sleep(0.02)
+        assert run.status.raw == "failed"
+
+
+def test_thread_fixture(codegen_emulator_thread):
+    assert isinstance(codegen_emulator_thread, EmulatorThread)
+    assert codegen_emulator_thread.base_url.startswith("http://127.0.0.1:")
+
+
+def test_env_fixture(codegen_emulator_env):
+    async def main():
+        async with AsyncAgent() as agent:
+            return (await agent.get_current_user()).id
+
+    assert asyncio.run(main()) == codegen_emulator_env.user_id
+"""
+
+OVERRIDE = """
+import pytest
+
+
+@pytest.fixture
+def codegen_emulator_options():
+    return {"time_scale": 0.5, "org_id": 42}
+
+
+def test_options_fixture_override(codegen_emulator_thread):
+    assert codegen_emulator_thread.org_id == 42
+    assert codegen_emulator_thread.time_scale == 0.5
+"""
+
+
+def test_plugin_in_a_user_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The documented way: the plugin is named in the suite's conftest.py.
+    pytester.makeconftest('pytest_plugins = ["codegen_async.emulator.pytest_plugin"]\n')
+    pytester.makepyfile(test_user=USER_TESTS, test_override=OVERRIDE)
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    env_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", env_path)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=5)
