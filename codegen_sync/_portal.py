@@ -1,0 +1,440 @@
+"""The one background event loop on which every blocking client runs its coroutines.
+
+A process has at most one :class:`Portal`: an asyncio event loop in a daemon thread, started
+on first use and shared by every ``codegen_sync`` client, so that they share connections'
+loop, rate limiters and sessions. A blocking call hands a coroutine to that loop and waits for
+its outcome (:meth:`Portal.call`).
+
+Why not ``anyio.from_thread.BlockingPortal``: its ``call`` costs about 75 us a hop here, and
+``asyncio.run_coroutine_threadsafe`` + ``concurrent.futures`` about 37 us; this module's hop
+(one ``call_soon_threadsafe`` and one bare lock) costs about 25 us, which is what keeps a
+blocking call within 1.3x of the async one (see ``benchmarks/bench_sync.py``).
+
+Lifecycle:
+
+- started lazily, by the first call (never at import, so that a process that forks before
+  using the client has no thread to lose);
+- after ``os.fork()`` the child drops the parent's loop without touching it (its thread does
+  not exist in the child), lets go of the sockets it inherited, and starts its own loop on
+  first use;
+- at interpreter exit (``atexit``) the clients still open are closed, every task is cancelled
+  and awaited, asynchronous generators and the default executor are shut down, and the thread
+  is joined: no thread and no socket is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Awaitable, Coroutine
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+__all__ = ["Portal", "get_portal", "shutdown"]
+
+log = logging.getLogger("codegen_sync")
+
+T = TypeVar("T")
+
+THREAD_NAME: Final = "codegen_sync-loop"
+# How long interpreter exit may wait for open clients to close and tasks to finish.
+EXIT_TIMEOUT: Final = 5.0
+
+
+class Closeable(Protocol):
+    """Something the portal closes at interpreter exit (an ``AsyncAgent``)."""
+
+    async def aclose(self) -> None: ...
+
+
+class _Waiter(Generic[T]):
+    """The outcome of one call, and a bare lock the calling thread blocks on until it is in.
+
+    A lock is the cheapest wake-up there is (``concurrent.futures.Future`` adds a condition
+    variable and callbacks); it is created held and released once, by the loop thread.
+    """
+
+    __slots__ = ("awaitable", "error", "finished", "lock", "task", "value")
+
+    def __init__(self, awaitable: Awaitable[T]) -> None:
+        self.awaitable: Awaitable[T] | None = awaitable
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.task: asyncio.Task[None] | None = None
+
+    def finish_unstarted(self, _task: object = None) -> None:
+        """Wake the caller of a task cancelled before its first step (``_drive`` never ran)."""
+        if not self.finished:
+            if self.awaitable is not None:
+                _discard(self.awaitable)
+                self.awaitable = None
+            self.error = asyncio.CancelledError()
+            self.finished = True
+            self.lock.release()
+
+
+async def _drive(waiter: _Waiter[T]) -> None:
+    """Run on the loop: await, keep the outcome, wake the caller (always, even if cancelled)."""
+    try:
+        awaitable, waiter.awaitable = waiter.awaitable, None
+        waiter.value = await awaitable  # type: ignore[misc]  # set until _drive starts
+    except BaseException as exc:  # every outcome goes back to the caller
+        waiter.error = exc
+    finally:
+        waiter.finished = True
+        waiter.lock.release()
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    """Close a coroutine that will never run (no "was never awaited" warning)."""
+    if isinstance(awaitable, Coroutine):
+        awaitable.close()
+
+
+class Portal:
+    """An asyncio event loop in a daemon thread, and blocking calls into it.
+
+    Use :func:`get_portal` rather than creating one: there is one per process.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread_id: int | None = None
+        # Guards ``_stopping``: once it is set no call may be handed to the loop, since a
+        # callback queued after ``loop.stop()`` would never run and its caller never wake.
+        self._state_lock = threading.Lock()
+        self._stopping = False
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._keep: list[Any] = []  # objects a forked child must never finalize
+        ready = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(ready,), name=THREAD_NAME, daemon=True
+        )
+        self.thread.start()
+        ready.wait()
+
+    def __repr__(self) -> str:
+        state = "stopping" if self._stopping else "running"
+        return f"<Portal pid={self.pid} thread={self.thread.name!r} {state}>"
+
+    # --- the loop thread ---------------------------------------------------------------
+    def _run(self, ready: threading.Event) -> None:
+        loop = self.loop
+        _raise_mmap_threshold()
+        asyncio.set_event_loop(loop)
+        self.thread_id = threading.get_ident()
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            # Whatever was still queued when the loop stopped: cancel it and let it finish,
+            # so that every caller wakes up and no task is left pending.
+            try:
+                # One more turn first, so that tasks created by the last callbacks take their
+                # first step (and enter _drive's try block) before they are cancelled.
+                loop.run_until_complete(asyncio.sleep(0))
+                _cancel_all_tasks(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    if sys.version_info >= (3, 12):
+
+        def _start(self, waiter: _Waiter[Any]) -> None:
+            # Take the first step now rather than on the next turn of the loop (-25 % a hop).
+            waiter.task = asyncio.Task(_drive(waiter), loop=self.loop, eager_start=True)
+
+    else:
+
+        def _start(self, waiter: _Waiter[Any]) -> None:
+            waiter.task = self.loop.create_task(_drive(waiter))
+
+    @staticmethod
+    def _cancel(waiter: _Waiter[Any]) -> None:
+        task = waiter.task
+        if task is not None:  # always set: _start was queued first
+            task.cancel()
+            # Cancelled before its first step, the coroutine never enters _drive's try block.
+            task.add_done_callback(waiter.finish_unstarted)
+
+    # --- calls from other threads ----------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`shutdown` has begun (no call can be made any more)."""
+        return self._stopping
+
+    @property
+    def in_loop_thread(self) -> bool:
+        """Whether the current thread is this portal's loop thread."""
+        return threading.get_ident() == self.thread_id
+
+    def call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``awaitable`` on the loop and block until it is done; return or raise its outcome.
+
+        A ``KeyboardInterrupt`` (or any exception raised by a signal handler) while waiting
+        cancels the coroutine, waits until it has finished, and is re-raised: no task is left
+        running. ``timeout`` (seconds; for internal use) does the same and raises
+        ``TimeoutError``.
+
+        Raises:
+            RuntimeError: called from the loop thread itself (it would wait for itself
+                forever), in a forked child of the process that made this portal, or after
+                the loop was shut down at interpreter exit.
+        """
+        if threading.get_ident() == self.thread_id or self.pid != os.getpid():
+            _discard(awaitable)
+            if self.pid != os.getpid():
+                raise RuntimeError(
+                    "this object was made before os.fork() and belongs to the parent's event "
+                    "loop; make a new one in the child (clients rebind by themselves)"
+                )
+            raise RuntimeError(
+                "a blocking codegen_sync call was made from codegen_sync's own event-loop "
+                "thread (for example from a callback the client runs), which would wait for "
+                "itself forever; use codegen_async.AsyncAgent and await it there instead"
+            )
+        waiter = _Waiter(awaitable)
+        with self._state_lock:
+            if self._stopping:
+                _discard(awaitable)
+                raise RuntimeError(
+                    "codegen_sync's event loop has been shut down (the interpreter is exiting)"
+                )
+            self.loop.call_soon_threadsafe(self._start, waiter)
+        try:
+            if timeout is None:
+                waiter.lock.acquire()
+            elif not waiter.lock.acquire(timeout=timeout):
+                raise TimeoutError(f"no outcome within {timeout} s")
+        except BaseException:
+            # Ctrl-C: cancel the coroutine on the loop, and wait until it has really ended
+            # (a second Ctrl-C abandons the wait).
+            if not waiter.finished:
+                self.loop.call_soon_threadsafe(self._cancel, waiter)
+                waiter.lock.acquire(timeout=-1 if timeout is None else timeout)
+            raise
+        error = waiter.error
+        if error is not None:
+            waiter.error = None  # no reference cycle through the traceback
+            if isinstance(error, asyncio.CancelledError):
+                raise RuntimeError(
+                    "the call was cancelled on codegen_sync's event loop"
+                    + (" (the interpreter is exiting)" if self._stopping else "")
+                ) from None
+            try:
+                raise error
+            finally:
+                del error
+        return waiter.value  # type: ignore[return-value]  # set unless error is
+
+    def spawn(self, awaitable: Awaitable[Any]) -> None:
+        """Start ``awaitable`` on the loop without waiting for it (safe from any thread).
+
+        Used from finalizers, which must never block. Does nothing once the loop is
+        stopping, or in a forked child that inherited this portal.
+        """
+        if self.pid != os.getpid():
+            _discard(awaitable)
+            return
+        with self._state_lock:
+            if self._stopping:
+                _discard(awaitable)
+                return
+            self.loop.call_soon_threadsafe(self._spawn, awaitable)
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+        task = self.loop.create_task(_quietly(awaitable))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def track(self, client: Closeable) -> None:
+        """Close ``client`` at interpreter exit if it is still open then."""
+        with self._state_lock:  # the loop thread lists them at exit
+            self._clients.add(client)
+
+    # --- shutdown and fork ---------------------------------------------------------------
+    def shutdown(self, timeout: float = EXIT_TIMEOUT) -> None:
+        """Close the clients still open, cancel every task, stop and join the loop thread.
+
+        Safe to call more than once; does nothing in a forked child that inherited it.
+        """
+        if self.pid != os.getpid() or self._stopping or self.in_loop_thread:
+            return
+        try:
+            self.call(self._close_all(timeout), timeout=2 * timeout)
+        except Exception:  # exit must go on, whatever a client does (or a stuck loop)
+            log.debug("closing codegen_sync clients at exit failed", exc_info=True)
+        with self._state_lock:
+            self._stopping = True
+            with contextlib.suppress(RuntimeError):  # already closed
+                self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+
+    async def _close_all(self, timeout: float) -> None:
+        with self._state_lock:
+            clients = list(self._clients)
+        pending: set[asyncio.Future[Any]] = set(self._background)
+        pending.update(asyncio.ensure_future(_quietly(c.aclose())) for c in clients)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    def abandon_in_child(self) -> None:
+        """In a forked child: let go of the sockets inherited from the parent's loop.
+
+        The parent's loop must not be touched here: its thread does not exist in the child,
+        and its epoll instance is shared with the parent, so unregistering a socket would
+        unregister it in the parent too. Each inherited descriptor is instead pointed at
+        ``/dev/null`` (``dup2``), which drops the child's reference to the socket while
+        keeping the number valid for the stale Python objects that still hold it. Those
+        objects are kept alive, so that no finalizer ever runs on them here.
+        """
+        self._keep.extend(self._clients)
+        fds: set[int] = set()
+        # asyncio's selector loops keep every transport they own by descriptor.
+        transports = getattr(self.loop, "_transports", None)
+        if transports is not None:
+            for transport in list(transports.values()):
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    fds.add(sock.fileno())
+        for attribute in ("_ssock", "_csock", "_selector"):  # self-pipe and epoll/kqueue
+            holder = getattr(self.loop, attribute, None)
+            fileno = getattr(holder, "fileno", None)
+            if fileno is not None:
+                with contextlib.suppress(Exception):
+                    fds.add(fileno())
+        fds.discard(-1)
+        if not fds:
+            return
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+
+def _raise_mmap_threshold() -> None:
+    """Free one 1 MiB block, so that glibc stops serving 256 KiB buffers with mmap().
+
+    asyncio reads a socket into a fresh 256 KiB buffer (shrunk to the bytes received). In
+    a thread other than the main one, glibc's malloc serves that with mmap/mremap/munmap on
+    every read, until its dynamic threshold rises, which only freeing a large mmap'ed
+    block does (a shrunk buffer never is one). Measured here: ~28 us a call. Elsewhere
+    this is one allocation, freed at once.
+    """
+    block = bytearray(1 << 20)
+    del block
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:  # background clean-up: nobody is waiting for it
+        log.debug("codegen_sync background task failed", exc_info=True)
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+# --- the process-wide portal ------------------------------------------------------------
+_lock = threading.Lock()
+_portal: Portal | None = None
+_exiting = False
+_abandoned: list[Portal] = []  # portals inherited through fork; kept, never used
+
+
+def get_portal() -> Portal:
+    """The process's portal, started on first use (and again in a forked child).
+
+    Raises:
+        RuntimeError: the interpreter is exiting and the portal was shut down.
+    """
+    portal = _portal
+    if portal is not None and portal.pid == os.getpid():
+        return portal
+    return _start_portal()
+
+
+def current_portal() -> Portal | None:
+    """The process's portal if it is running, without starting one."""
+    portal = _portal
+    return portal if portal is not None and portal.pid == os.getpid() else None
+
+
+def _start_portal() -> Portal:
+    global _portal
+    with _lock:
+        portal = _portal
+        if portal is not None and portal.pid != os.getpid():
+            # Forked without the at-fork hook having run (it always runs for os.fork()).
+            _abandon(portal)
+            portal = _portal = None
+        if portal is None:
+            if _exiting:
+                raise RuntimeError(
+                    "codegen_sync's event loop has been shut down (the interpreter is exiting)"
+                )
+            portal = _portal = Portal()
+        return portal
+
+
+def _abandon(portal: Portal) -> None:
+    _abandoned.append(portal)
+    portal.abandon_in_child()
+
+
+def shutdown(timeout: float = EXIT_TIMEOUT) -> None:
+    """Stop the process's portal now (run at interpreter exit); later calls raise."""
+    global _exiting
+    with _lock:
+        _exiting = True
+        portal = _portal
+    if portal is not None and portal.pid == os.getpid():
+        portal.shutdown(timeout)
+
+
+def _before_fork() -> None:
+    _lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _portal
+    _lock = threading.Lock()
+    portal, _portal = _portal, None
+    if portal is not None:
+        _abandon(portal)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+# Registered at import, so that it runs after the exit handlers of code that imported
+# codegen_sync later (they may still use a client); atexit runs handlers last-in first-out.
+atexit.register(shutdown)

@@ -1,0 +1,480 @@
+"""The Redis backend against a real ``redis-server`` started on 127.0.0.1 for this module.
+
+Skipped, with the reason, only when no ``redis-server`` binary can be found (``.ci/run``
+installs one where it is missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import itertools
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from codegen_async import ENDPOINTS, Quota, RateLimits
+from codegen_async._endpoints import Endpoint
+from codegen_async._ratelimit import LimiterRegistry, credential_fingerprint
+from codegen_async._ratelimit_redis import KEY_PREFIX, RedisBackend, RedisLimiter, redact_url
+from codegen_async.errors import ConfigurationError
+
+from .test_ratelimit import window_violations
+
+TOKEN = "sk-test-SECRET-token-0123456789"
+BASE = "https://api.example.test"
+ENDPOINT = ENDPOINTS["analyze_sandbox_logs"]
+
+REDIS_SERVER = shutil.which("redis-server")
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        REDIS_SERVER is None,
+        reason="redis-server is not installed (apt-get install redis-server, or run .ci/run)",
+    ),
+]
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port; yields its URL (database 0)."""
+    assert REDIS_SERVER is not None
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    for _attempt in range(5):
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and proc.poll() is None:
+                with contextlib.suppress(redis.ConnectionError):
+                    if client.ping():
+                        break
+                time.sleep(0.05)
+            if proc.poll() is None:
+                break
+        finally:
+            client.close()
+    else:  # pragma: no cover - five ports taken in a row
+        pytest.fail("could not start redis-server")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The server's URL, with every key of the previous test gone."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+async def registry() -> AsyncIterator[LimiterRegistry]:
+    reg = LimiterRegistry()
+    yield reg
+    await reg.aclose()
+
+
+def _limiter(
+    registry: LimiterRegistry,
+    url: str,
+    quota: Quota,
+    *,
+    mode: str = "window",
+    margin: float = 0.0,
+    endpoint: Endpoint = ENDPOINT,
+) -> RedisLimiter:
+    limits = RateLimits({endpoint.name: quota}, mode=mode, margin=margin)  # type: ignore[arg-type]
+    limiter = registry.get(BASE, TOKEN, endpoint, limits, backend=url)
+    assert isinstance(limiter, RedisLimiter)
+    return limiter
+
+
+async def _settle(limiter: RedisLimiter) -> None:
+    """Wait for the limiter's background calls (release, penalize) to reach Redis."""
+    tasks = limiter._backend.state().tasks
+    while tasks:
+        await asyncio.gather(*list(tasks), return_exceptions=True)
+
+
+async def test_burst_then_wait_and_keys_never_hold_the_token(
+    redis_url: str, registry: LimiterRegistry
+) -> None:
+    quota = Quota(3, 0.3)
+    limiter = _limiter(registry, redis_url, quota)
+    waits = []
+    for _ in range(4):
+        waits.append(await limiter.acquire())
+        limiter.release()
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3] > 0
+    assert limiter.stats().grants == 4
+    assert limiter.waits == 1
+    await _settle(limiter)
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        keys = sorted(_text(k) for k in await client.keys("*"))
+        ttl = await client.pttl(limiter.slots_key)
+    finally:
+        await client.aclose()
+    assert keys == [limiter.slots_key]
+    fingerprint = credential_fingerprint(BASE, TOKEN)
+    assert limiter.slots_key == f"{KEY_PREFIX}{{{fingerprint}}}:analyze_sandbox_logs:3/0.3s"
+    for key in (*keys, *limiter.keys):
+        assert TOKEN not in key
+        assert "SECRET" not in key
+        assert "example.test" not in key
+    assert ttl > 0
+
+
+async def test_two_processes_worth_of_clients_share_the_quota(redis_url: str) -> None:
+    """Two registries (as in two processes), each on its own loop and thread."""
+    quota = Quota(3, 0.2)
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def process() -> None:
+        async def main() -> None:
+            registry = LimiterRegistry()
+            try:
+                limiter = _limiter(registry, redis_url, quota, margin=0.002)
+
+                async def call() -> None:
+                    await limiter.acquire()
+                    granted = time.monotonic()
+                    await asyncio.sleep(0.002)
+                    answered = time.monotonic()
+                    limiter.release()
+                    with lock:
+                        spans.append((granted, answered))
+
+                await asyncio.gather(*(call() for _ in range(5)))
+            finally:
+                await registry.aclose()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=process) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(spans) == 10
+    assert window_violations(spans, quota) == []
+
+
+async def test_a_429_closes_the_route_for_every_process(
+    redis_url: str, registry: LimiterRegistry
+) -> None:
+    quota = Quota(5, 10.0)
+    first = _limiter(registry, redis_url, quota)
+    other_registry = LimiterRegistry()
+    try:
+        second = _limiter(other_registry, redis_url, quota)
+        assert second is not first
+        first.penalize(0.5)
+        await _settle(first)
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            assert 0 < await client.pttl(first.closed_key) <= 1500
+        finally:
+            await client.aclose()
+        waited = await second.acquire()  # nothing local told it: only Redis did
+        second.release()
+        assert waited > 0
+        assert first.stats().penalties == 1
+    finally:
+        await other_registry.aclose()
+
+
+async def test_cancelled_waiters_take_nothing(redis_url: str, registry: LimiterRegistry) -> None:
+    quota = Quota(1, 0.3)
+    limiter = _limiter(registry, redis_url, quota)
+    await limiter.acquire()
+    limiter.release()
+    head = asyncio.create_task(limiter.acquire())
+    behind = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.05)
+    head.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await head
+    await behind
+    limiter.release()
+    await _settle(limiter)
+    assert limiter.stats().grants == 2
+    assert len(limiter._line) == 0
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        assert await client.zcard(limiter.slots_key) == 2 - 1  # the first came back already
+    finally:
+        await client.aclose()
+
+
+async def test_a_slot_taken_by_a_cancelled_call_is_given_back(
+    redis_url: str, registry: LimiterRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quota = Quota(2, 30.0)
+    limiter = _limiter(registry, redis_url, quota)
+    real = RedisLimiter._eval_acquire
+    entered = asyncio.Event()
+
+    async def slow(self: RedisLimiter, state: Any, member: str) -> tuple[bool, int]:
+        entered.set()
+        result = await real(self, state, member)  # the slot is taken in Redis...
+        await asyncio.sleep(0.05)  # ...but the answer is slow to come back
+        return result
+
+    monkeypatch.setattr(RedisLimiter, "_eval_acquire", slow)
+    task = asyncio.create_task(limiter.acquire())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _settle(limiter)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        assert await client.zcard(limiter.slots_key) == 0
+    finally:
+        await client.aclose()
+    monkeypatch.setattr(RedisLimiter, "_eval_acquire", real)
+    assert [await limiter.acquire(), await limiter.acquire()] == [0.0, 0.0]
+
+
+async def test_smooth_mode_paces_on_the_redis_clock(
+    redis_url: str, registry: LimiterRegistry
+) -> None:
+    quota = Quota(4, 0.4)
+    limiter = _limiter(registry, redis_url, quota, mode="smooth")
+    assert limiter.smooth
+    for _ in range(4):
+        await limiter.acquire()  # held, not released: each score is grant time + hold
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        entries: list[Any] = await client.zrange(limiter.slots_key, 0, -1, withscores=True)
+    finally:
+        await client.aclose()
+    grants = sorted(float(score) for _, score in entries)
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert len(gaps) == 3
+    assert min(gaps) >= 100_000  # microseconds: one every 0.4 s / 4, on Redis's own clock
+
+
+async def test_an_unreachable_redis_falls_back_to_this_process(
+    registry: LimiterRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{_free_port()}/0"
+    limiter = _limiter(registry, url, Quota(2, 0.2))
+    with caplog.at_level(logging.WARNING, logger="codegen_async.ratelimit"):
+        waits = []
+        for _ in range(3):
+            waits.append(await limiter.acquire())
+            limiter.release()
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] > 0  # the in-process limiter still kept the quota
+    assert "limiting in this process only" in caplog.text
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in repr(limiter)
+
+
+def test_redact_url() -> None:
+    assert redact_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert redact_url("redis://user:pw@h/0") == "redis://user:***@h/0"
+    assert redact_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_missing_redis_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'codegen-async\[redis\]'"):
+        RedisBackend("redis://127.0.0.1:1/0")
+
+
+async def test_clients_close_their_redis_connections(redis_url: str) -> None:
+    from aiohttp import web
+
+    from codegen_async import AsyncAgent
+    from codegen_async._ratelimit import REGISTRY
+
+    async def me(_: web.Request) -> web.Response:
+        return web.json_response({"id": 1, "github_user_id": "1", "github_username": "octo"})
+
+    app = web.Application()
+    app.router.add_get("/v1/users/me", me)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = AsyncAgent(TOKEN, 1, base_url=base, rate_limit_backend=redis_url)
+            second = AsyncAgent(TOKEN, 1, base_url=base, rate_limit_backend=redis_url)
+            await first.get_current_user()
+            await second.get_current_user()
+            backend = REGISTRY._backends[redis_url]
+            assert len(backend._clients) == 1  # one client for this loop, shared
+            await first.aclose()
+            assert len(backend._clients) == 1  # still used by the second client
+            await second.get_current_user()
+            await second.aclose()
+            assert backend._clients == {}
+            del first, second
+            gc.collect()
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    finally:
+        await runner.cleanup()
+        await REGISTRY.aclose()
+
+
+async def test_environment_variable_selects_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codegen_async import AsyncAgent
+    from codegen_async._ratelimit import REGISTRY
+
+    monkeypatch.setenv("CODEGEN_RATE_LIMIT_BACKEND", redis_url)
+    async with AsyncAgent(TOKEN, 1, base_url=BASE) as agent:
+        limiter = agent._transport._limiter(ENDPOINTS["get_current_user"])
+        assert isinstance(limiter, RedisLimiter)
+    await REGISTRY.aclose()
+
+
+# --- a fleet: four processes, one token, one Redis ------------------------------------------
+
+FLEET = 4
+FLEET_CALLS = 5  # per process, all at once: four times the route's quota in total
+FLEET_SCALE = 0.01
+
+
+def _fleet_worker(
+    base_url: str, token: str, org_id: int, redis_url: str, go: Any, results: Any
+) -> None:
+    """One process of the fleet (run with the spawn start method)."""
+    from codegen_async import AsyncAgent
+
+    async def main() -> dict[str, Any]:
+        async with AsyncAgent(
+            token,
+            org_id,
+            base_url=base_url,
+            rate_limits=RateLimits.documented(FLEET_SCALE),
+            rate_limit_backend=redis_url,
+            max_retries=0,  # a 429 must surface, not be retried away
+        ) as agent:
+            await agent.get_current_user()  # warm up: connections to the API and Redis
+            await asyncio.get_running_loop().run_in_executor(None, go.wait)
+            done = await asyncio.gather(
+                *(agent.analyze_sandbox_logs(1) for _ in range(FLEET_CALLS)),
+                return_exceptions=True,
+            )
+            return {
+                "ok": sum(not isinstance(r, BaseException) for r in done),
+                "errors": [repr(r) for r in done if isinstance(r, BaseException)],
+                "rate_limited": agent.stats.rate_limited,
+                "waits": agent.stats.rate_limit_waits,
+            }
+
+    try:
+        results.put(asyncio.run(main()))
+    except BaseException as exc:  # pragma: no cover - reported by the test
+        results.put({"ok": 0, "errors": [repr(exc)], "rate_limited": -1, "waits": 0})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["fixed", "sliding"])
+def test_four_processes_on_one_token_get_no_429(redis_url: str, server: str) -> None:
+    import multiprocessing
+
+    from codegen_async.emulator import EmulatorThread
+
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Barrier(FLEET + 1)
+    results = ctx.Queue()
+    with EmulatorThread(time_scale=FLEET_SCALE, rate_limit=server, seed=0) as emu:  # type: ignore[arg-type]
+        procs = [
+            ctx.Process(
+                target=_fleet_worker,
+                args=(emu.base_url, emu.token, emu.org_id, redis_url, go, results),
+            )
+            for _ in range(FLEET)
+        ]
+        for proc in procs:
+            proc.start()
+        try:
+            go.wait(timeout=120)  # every process is warm: now all at once
+            outcomes = [results.get(timeout=120) for _ in procs]
+        finally:
+            for proc in procs:
+                proc.join(timeout=30)
+                if proc.is_alive():  # pragma: no cover - only on a hang
+                    proc.kill()
+        stats = emu.stats()
+
+    assert [o["errors"] for o in outcomes] == [[]] * FLEET
+    assert sum(o["ok"] for o in outcomes) == FLEET * FLEET_CALLS
+    assert sum(o["rate_limited"] for o in outcomes) == 0
+    assert stats["rate_limited"] == 0
+    assert stats["responses"].get("429", 0) == 0
+    # Twenty calls on one quota of five: at least fifteen had to wait, across processes.
+    assert sum(o["waits"] for o in outcomes) >= FLEET * FLEET_CALLS - 5
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [_text(k) for k in client.keys("*")]
+    finally:
+        client.close()
+    assert keys, "the fleet kept its quota in Redis"
+    assert all(k.startswith(KEY_PREFIX) for k in keys)
+    assert all(emu.token not in k for k in keys)
