@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from . import _polling
-from ._config import Timeout, resolve_config
+from ._config import Timeout, redact, resolve_config
 from ._endpoints import ENDPOINTS
 from ._pagination import iterate_pages
 from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
@@ -26,6 +26,7 @@ from ._validation import (
     check_metadata,
     check_params,
     check_prompt,
+    check_settings_lists,
     check_text,
 )
 from .errors import ConfigurationError
@@ -92,6 +93,7 @@ class AsyncAgent:
         allow_insecure_http: bool = False,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
+        token = redact(token)  # hidden from tracebacks that show local variables
         self._config = resolve_config(
             token=token,
             org_id=org_id,
@@ -145,7 +147,10 @@ class AsyncAgent:
         return self._transport.stats
 
     def __repr__(self) -> str:
-        return f"AsyncAgent(org_id={self._config.org_id!r}, base_url={self._config.base_url!r})"
+        config = getattr(self, "_config", None)  # None while __init__ is failing
+        if config is None:
+            return "AsyncAgent(<not configured>)"
+        return f"AsyncAgent(org_id={config.org_id!r}, base_url={config.base_url!r})"
 
     def _org(self, org_id: int | None) -> int:
         if org_id is None:
@@ -586,6 +591,12 @@ class AsyncAgent:
                 raise TypeError("settings.check_retry_count must be an int")
             if not 0 <= count <= 10:
                 raise ValueError(f"settings.check_retry_count must be 0..10, got {count}")
+        check_settings_lists(
+            settings.ignored_checks,
+            settings.check_retry_counts,
+            settings.custom_prompts,
+            settings.high_priority_apps,
+        )
         body = {k: v for k, v in _fields(settings).items() if v is not None}
         values = {"org_id": self._org(org_id), "repo_id": check_id("repo_id", repo_id)}
         result: dict[str, Any] = await self._call(

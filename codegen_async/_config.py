@@ -11,13 +11,34 @@ import attrs
 
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "Timeout", "resolve_config"]
+__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "SecretStr", "Timeout", "redact", "resolve_config"]
 
 DEFAULT_BASE_URL: Final = "https://api.codegen.com"
 ENV_TOKEN: Final = "CODEGEN_API_TOKEN"
 ENV_ORG_ID: Final = "CODEGEN_ORG_ID"
 ENV_BASE_URL: Final = "CODEGEN_API_BASE_URL"
 ENV_RATE_LIMIT_BACKEND: Final = "CODEGEN_RATE_LIMIT_BACKEND"
+
+
+class SecretStr(str):
+    """A credential: used as the text it is, but hidden from ``repr()``.
+
+    Error trackers, debuggers, ``rich`` and ``pytest --showlocals`` print the local
+    variables of every frame with ``repr``; a token held as a ``SecretStr`` shows as
+    ``'<redacted>'`` there. ``str()``, f-strings and the bytes on the wire are unchanged.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'" if not self.startswith("Bearer ") else "'Bearer <redacted>'"
+
+
+def redact(value: str | None) -> str | None:
+    """``value`` as a :class:`SecretStr` (``None`` and non-strings unchanged)."""
+    if isinstance(value, str) and not isinstance(value, SecretStr):
+        return SecretStr(value)
+    return value
 
 
 @attrs.frozen
@@ -86,7 +107,7 @@ def resolve_config(
     allow_insecure_http: bool,
 ) -> ClientConfig:
     """Merge arguments with the environment and check them; raise ``ConfigurationError``."""
-    token = token if token is not None else os.environ.get(ENV_TOKEN)
+    token = redact(token if token is not None else os.environ.get(ENV_TOKEN))
     if not token or not token.strip():
         raise ConfigurationError(
             f"no API token: pass token=... or set the {ENV_TOKEN} environment variable"
@@ -126,7 +147,7 @@ def resolve_config(
 
     backend = rate_limit_backend or os.environ.get(ENV_RATE_LIMIT_BACKEND) or None
     return ClientConfig(
-        token=token.strip(),
+        token=SecretStr(token.strip()),
         org_id=org_id,
         base_url=url,
         timeout=DEFAULT_TIMEOUT if timeout is None else Timeout.coerce(timeout),

@@ -21,6 +21,7 @@ __all__ = [
     "check_metadata",
     "check_params",
     "check_prompt",
+    "check_settings_lists",
     "check_text",
 ]
 
@@ -121,7 +122,7 @@ def check_images(value: object) -> list[str] | None:
 
 
 def check_metadata(value: object) -> dict[str, Any] | None:
-    """Metadata: a JSON object with string keys."""
+    """Metadata: a JSON object with string keys, all of its text valid Unicode."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -130,7 +131,49 @@ def check_metadata(value: object) -> dict[str, Any] | None:
         if not isinstance(key, str):
             raise TypeError(f"metadata keys must be str, got {type(key).__name__}")
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # json.dumps would escape it as "\udcff", which no server can decode as text.
+        raise ValueError("metadata is not valid Unicode text (lone surrogate)") from None
     return dict(value)
+
+
+def _check_str_list(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"settings.{name} must be a list of str, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"settings.{name}[{i}] must be a str, got {type(item).__name__}")
+
+
+def _check_str_map(name: str, value: object, kind: type) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise TypeError(f"settings.{name} must be a dict, got {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"settings.{name} keys must be str, got {type(key).__name__}")
+        if isinstance(item, bool) or not isinstance(item, kind):
+            raise TypeError(
+                f"settings.{name}[{key!r}] must be a {kind.__name__}, got {type(item).__name__}"
+            )
+
+
+def check_settings_lists(
+    ignored_checks: object,
+    check_retry_counts: object,
+    custom_prompts: object,
+    high_priority_apps: object,
+) -> None:
+    """The list and map fields of a check-suite settings update (``None``: unchanged)."""
+    _check_str_list("ignored_checks", ignored_checks)
+    _check_str_map("check_retry_counts", check_retry_counts, int)
+    _check_str_map("custom_prompts", custom_prompts, str)
+    _check_str_list("high_priority_apps", high_priority_apps)

@@ -41,8 +41,15 @@ _WWW_AUTH: Final = {"WWW-Authenticate": 'Bearer realm="codegen"'}
 
 
 def dumps(payload: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON.
+
+    A lone surrogate (``"\\ud800"`` is valid JSON, so a request can carry one, and a 422
+    echoes its input) cannot be encoded as UTF-8; ``backslashreplace`` writes it back as
+    the same ``\\ud800`` escape, inside its JSON string, instead of failing with a 500.
+    """
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "backslashreplace"
+    )
 
 
 class Runtime:
