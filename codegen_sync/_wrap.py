@@ -31,6 +31,8 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
+from codegen_async._config import redact
+
 from ._annotations import SYNC_NAMES, sync_annotation
 from ._portal import Portal, current_portal, get_portal
 
@@ -203,8 +205,8 @@ class _State:
     ) -> None:
         self.name = name
         self.factory = factory
-        self.args = args
-        self.kwargs = kwargs
+        # Kept to rebuild the client after fork: hide the token from tracebacks' locals.
+        self.args, self.kwargs = _redact_token(factory, args, kwargs)
         self.client: Any = factory(*args, **kwargs)  # checks the settings now, in the caller
         self.portal: Portal | None = None
         self.closed = False
@@ -221,6 +223,18 @@ class _State:
                 self.portal = portal
                 portal.track(self.client)
             return portal, self.client
+
+
+def _redact_token(
+    factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    try:
+        bound = inspect.signature(factory).bind_partial(*args, **kwargs)
+    except TypeError:
+        return args, kwargs  # the factory itself will report the bad arguments
+    if "token" in bound.arguments:
+        bound.arguments["token"] = redact(bound.arguments["token"])
+    return bound.args, bound.kwargs
 
 
 def _client_repr(state: _State) -> str:
@@ -308,7 +322,10 @@ class SyncClient:
         self.close()
 
     def __repr__(self) -> str:
-        return _client_repr(self._state)
+        state = getattr(self, "_state", None)  # None while __init__ is failing
+        if state is None:
+            return f"{type(self).__name__}(<not configured>)"
+        return _client_repr(state)
 
 
 _C = TypeVar("_C", bound=SyncClient)

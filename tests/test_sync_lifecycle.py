@@ -290,3 +290,27 @@ def test_interpreter_exit_stops_the_loop_and_closes_everything(
     assert report["loop_threads"] == []
     assert report["connections"] == 0
     assert "shut down" in report["late_call"]
+
+
+def test_repr_of_a_client_whose_constructor_failed() -> None:
+    """Regression: repr() of a half-built Agent raised AttributeError."""
+    from codegen_sync import Agent, ConfigurationError
+
+    agent = Agent.__new__(Agent)
+    assert repr(agent) == "Agent(<not configured>)"
+    with pytest.raises(ConfigurationError):
+        Agent(org_id=1)  # no token anywhere
+
+
+def test_kept_constructor_arguments_hide_the_token() -> None:
+    """Regression: the raw token sat in the state kept for rebuilding after fork."""
+    from codegen_sync import Agent
+
+    secret = "sk-kept-in-state-0123456789"
+    for agent in (Agent(secret, 1, base_url="http://127.0.0.1:9"),
+                  Agent(token=secret, org_id=1, base_url="http://127.0.0.1:9")):  # fmt: skip
+        state = agent._state
+        shown = repr(state.args) + repr(state.kwargs)
+        assert secret not in shown
+        assert "<redacted>" in shown
+        agent.close()
