@@ -262,6 +262,7 @@ def _make_converter() -> cattrs.Converter:
 
 
 _converter: cattrs.Converter | None = None
+_structure_hooks: dict[Any, Callable[[Any, Any], Any]] = {}
 
 
 def _get_converter() -> cattrs.Converter:
@@ -287,9 +288,12 @@ def structure(data: Any, cls: Any) -> Any:
     """
     if cls is Any:
         return data
-    conv = _converter or _get_converter()
+    hook = _structure_hooks.get(cls)
+    if hook is None:
+        # cattrs would look the hook up again on every call; the converter never changes.
+        hook = _structure_hooks[cls] = (_converter or _get_converter()).get_structure_hook(cls)
     try:
-        return conv.structure(data, cls)
+        return hook(data, cls)
     except Exception as exc:
         import cattrs  # already loaded by the converter
 

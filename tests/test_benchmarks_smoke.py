@@ -1,0 +1,169 @@
+"""The benchmark suite runs end to end (``python -m benchmarks --quick``) and reports.
+
+No timing is asserted: numbers on a shared machine are noisy, and the goals are checked in
+the report, not here. What is asserted: every scenario runs without failing, the report
+files are written and name every scenario, and the harness's checks and report behave.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks._harness import discover, select, validate
+from benchmarks._report import markdown_table, write_report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_quick_run_writes_results_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "quick"
+    proc = _bench("--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["quick"] is True
+    assert results["meta"]["command"].startswith("python -m benchmarks --quick")
+    scenarios = {s["name"]: s for s in results["scenarios"]}
+    assert sorted(scenarios) == discover()
+    assert {"overhead", "import", "memory"} <= set(scenarios)
+    for name, scenario in scenarios.items():
+        assert scenario["status"] in ("ok", "not available"), (name, scenario.get("error"))
+        if scenario["status"] == "ok":
+            assert scenario["rows"], name
+            assert (
+                validate(
+                    {k: scenario[k] for k in ("title", "rows", "notes", "plots")}
+                    | {"name": scenario["scenario_name"]}
+                )
+                == []
+            ), name
+            assert len(scenario["plot_files"]) == len(scenario["plots"]), name
+            for plot in scenario["plot_files"]:
+                assert (out / plot["path"]).stat().st_size > 0, plot
+
+    report = (out / "report.md").read_text()
+    assert report.startswith("# codegen-async benchmarks")
+    assert "Quick run" in report
+    for scenario in scenarios.values():
+        assert f"Scenario `{scenario['name']}`" in report
+    overhead = scenarios["overhead"]
+    if overhead["status"] == "ok":
+        clients = {row["client"] for row in overhead["rows"]}
+        assert {"raw aiohttp", "httpx.AsyncClient", "AsyncAgent", "codegen-api-client"} <= clients
+        assert (out / "logs" / "overhead.log").exists()
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    proc = _bench("--only", "no-such-scenario", timeout=60)
+    assert proc.returncode == 2
+    assert "unknown scenario" in proc.stderr
+    assert "overhead" in proc.stderr  # lists what exists
+
+
+def test_list_names_every_scenario() -> None:
+    proc = _bench("--list", timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.split() == discover()
+
+
+def test_select_accepts_module_names_and_keeps_order() -> None:
+    available = ["import", "memory", "overhead"]
+    assert select(None, available) == available
+    assert select(["bench_overhead.py", "import"], available) == ["import", "overhead"]
+    with pytest.raises(ValueError, match="nope"):
+        select(["nope"], available)
+
+
+GOOD: dict[str, Any] = {
+    "name": "demo",
+    "title": "A demo",
+    "rows": [{"client": "a", "req/s": 10.5}, {"client": "b", "req/s": None}],
+    "notes": ["one note"],
+    "plots": [{"kind": "bar", "x": "client", "y": "req/s", "series": None, "title": "t"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"title": ""}, "'title'"),
+        ({"rows": "nope"}, "'rows'"),
+        ({"rows": [{"client": [1, 2]}]}, "rows[0]['client']"),
+        ({"rows": [{"x": float("nan")}]}, "rows[0]['x']"),
+        ({"notes": [1]}, "'notes'"),
+        ({"plots": [{"kind": "pie", "x": "client", "y": "req/s"}]}, "'kind'"),
+        ({"plots": [{"kind": "bar", "x": "client", "y": "missing"}]}, "'missing' is not"),
+        ({"plots": [{"kind": "line", "x": "client", "y": "req/s", "series": "zz"}]}, "series"),
+    ],
+)
+def test_validate_names_the_problem(change: dict[str, Any], problem: str) -> None:
+    assert validate(GOOD) == []
+    problems = validate(GOOD | change)
+    assert problems
+    assert any(problem in p for p in problems), problems
+
+
+def test_validate_refuses_a_non_dict() -> None:
+    assert validate([1, 2]) == ["run() returned list, not a dict"]
+
+
+def test_report_shows_failed_and_unavailable_scenarios(tmp_path: Path) -> None:
+    records = [
+        {
+            "module": "benchmarks/bench_demo.py",
+            "name": "demo",
+            "status": "ok",
+            "seconds": 1.0,
+            **{k: GOOD[k] for k in ("title", "rows", "notes", "plots")},
+        },
+        {
+            "module": "benchmarks/bench_broken.py",
+            "name": "broken",
+            "status": "failed",
+            "seconds": 0.5,
+            "error": "RuntimeError: boom",
+        },
+        {
+            "module": "benchmarks/bench_later.py",
+            "name": "later",
+            "status": "not available",
+            "seconds": 0.2,
+            "reason": "feature not built yet",
+        },
+    ]
+    meta = {"command": "python -m benchmarks", "quick": False, "seconds": 2.0}
+    paths = write_report(tmp_path, meta, records)
+
+    report = paths["report"].read_text()
+    assert "**FAILED**" in report
+    assert "RuntimeError: boom" in report
+    assert "**Not available**: feature not built yet" in report
+    assert "![t](plots/demo-1.png)" in report
+    assert (tmp_path / "plots" / "demo-1.png").stat().st_size > 0
+    saved = json.loads(paths["results"].read_text())
+    assert [s["status"] for s in saved["scenarios"]] == ["ok", "failed", "not available"]
+
+
+def test_markdown_table_formats_cells() -> None:
+    table = markdown_table([{"a": 1234, "b": None, "c": "x|y"}, {"a": 0.5, "d": True}])
+    lines = table.splitlines()
+    assert lines[0] == "| a | b | c | d |"
+    assert lines[2] == "| 1,234 | – | x\\|y | – |"
+    assert lines[3] == "| 0.5 | – | – | yes |"
