@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any, Final, Literal, Protocol
 
 import attrs
@@ -69,6 +73,12 @@ MAX_MISSES: Final = 3
 
 MAX_IN_FLIGHT: Final = 8
 """Requests one worker keeps in flight at once (pacing, not this, bounds the rate)."""
+
+REPLAN_COST_FACTOR: Final = 3.0
+"""A plan that still holds work is reused until this many times its computing time has
+passed. Planning is O(n log n) in the runs watched (tens of milliseconds for 10,000), and
+replanning at every answer kept the event loop busy with it; this keeps planning to about a
+quarter of the loop's time while the last plan still has requests to send."""
 
 Route = Literal["list", "get"]
 _OPERATION: Final[dict[Route, str]] = {"list": "list_runs", "get": "get_run"}
@@ -216,30 +226,151 @@ def parse_run_page(payload: Any, *, url: str = "") -> RunPage:
 # --- what the poller tells a waiter ------------------------------------------------------
 
 
+def _traceback_of(event: RunEvent) -> TracebackType | None:
+    return None if event.error is None else event.error.__traceback__
+
+
 @attrs.frozen
 class RunEvent:
-    """A run's new status (``run``), the end of its wait (``error``), or of every wait."""
+    """A run's new status (``run``), the end of its wait (``error``), or of every wait.
+
+    One error may end many waits (a run two callers wait on; a refused token ends them
+    all), so each raises it with ``traceback``, the one it had when the event was made, as
+    ``asyncio.Future.result`` does: raised as is, its traceback would grow with every wait
+    that raised it before (10,000 waits, 20,000 frames).
+    """
 
     run_id: int
     run: AgentRun | None = None
     error: BaseException | None = None
     fatal: bool = False
+    traceback: TracebackType | None = attrs.field(
+        default=attrs.Factory(_traceback_of, takes_self=True), repr=False
+    )
 
 
 class Subscription:
-    """One caller's interest in some runs; events arrive on :attr:`queue`."""
+    """One caller's interest in some runs; the poller delivers their events to it.
+
+    Kept small on purpose, since 10,000 concurrent waits hold 10,000 of them. The reader
+    awaits :meth:`get`, a plain future that :meth:`deliver` resolves with the event itself:
+    no queue (an ``asyncio.Queue`` is four deques and an ``Event``, about 3 KB), no task,
+    no coroutine frame. Events that arrive while nobody reads wait in a deque that exists
+    only while it holds some; a deadline is a timer handle on the loop.
+
+    ``run_ids`` are the runs asked for; ``pending`` counts those still being polled for it
+    (its ``share`` counts towards the poller's pace while it is not 0).
+    """
+
+    __slots__ = (
+        "_events",
+        "_timer",
+        "_waiter",
+        "org_id",
+        "pending",
+        "poll_interval",
+        "run_ids",
+        "share",
+    )
 
     def __init__(
         self, org_id: int, run_ids: Iterable[int], poll_interval: float | None, share: float
     ) -> None:
         self.org_id = org_id
-        self.run_ids = set(run_ids)
+        self.run_ids: tuple[int, ...] = tuple(dict.fromkeys(run_ids))
+        self.pending = 0
         self.poll_interval = poll_interval
         self.share = share
-        self.queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self._events: deque[RunEvent] | None = None
+        self._waiter: asyncio.Future[RunEvent | None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
-        return f"<Subscription org={self.org_id} runs={len(self.run_ids)}>"
+        return f"<Subscription org={self.org_id} runs={len(self.run_ids)} pending={self.pending}>"
+
+    def deliver(self, event: RunEvent) -> None:
+        """Hand an event to the waiting reader, or keep it for the next :meth:`get`."""
+        waiter = self._waiter
+        if waiter is not None:
+            self.close()
+            if not waiter.done():  # else the reader was cancelled: keep the event
+                waiter.set_result(event)
+                return
+        events = self._events
+        if events is None:
+            events = self._events = deque()
+        events.append(event)
+
+    def get(self, deadline: float | None = None) -> asyncio.Future[RunEvent | None]:
+        """A future of the next event; of ``None`` once the loop's clock reaches ``deadline``.
+
+        Events delivered before the deadline are returned even when it has passed. One
+        reader at a time: a new call replaces a pending one.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[RunEvent | None] = loop.create_future()
+        events = self._events
+        if events:
+            waiter.set_result(events.popleft())
+            if not events:
+                self._events = None  # an idle wait holds no deque
+        elif deadline is not None and loop.time() >= deadline:
+            waiter.set_result(None)
+        else:
+            self.close()
+            self._waiter = waiter
+            if deadline is not None:
+                self._timer = loop.call_at(deadline, self._expire)
+        return waiter
+
+    def close(self) -> None:
+        """Forget the pending :meth:`get` and cancel its timer (the reader is gone)."""
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self._waiter = self._timer = None
+
+    def _expire(self) -> None:
+        waiter = self._waiter
+        self._waiter = self._timer = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class _MinShare:
+    """The smallest share asked for by the active subscriptions, in O(log n) a change.
+
+    A count per distinct share and a heap of them; a share whose count falls to 0 leaves
+    the heap when it reaches the top (or when stale entries outnumber live ones).
+    """
+
+    __slots__ = ("_counts", "_heap")
+
+    def __init__(self) -> None:
+        self._counts: dict[float, int] = {}
+        self._heap: list[float] = []
+
+    def add(self, share: float) -> None:
+        count = self._counts.get(share, 0)
+        if not count:
+            heapq.heappush(self._heap, share)
+        self._counts[share] = count + 1
+
+    def remove(self, share: float) -> None:
+        count = self._counts[share] - 1
+        if count:
+            self._counts[share] = count
+            return
+        del self._counts[share]
+        if len(self._heap) > 2 * len(self._counts) + 16:
+            self._heap = list(self._counts)
+            heapq.heapify(self._heap)
+
+    def smallest(self, default: float) -> float:
+        heap = self._heap
+        while heap and heap[0] not in self._counts:
+            heapq.heappop(heap)
+        return heap[0] if heap else default
 
 
 # --- the poller -------------------------------------------------------------------------
@@ -313,6 +444,7 @@ class RunPoller:
         self._sleep_fn = sleep
         self._tracked: dict[tuple[int, int], _Tracked] = {}
         self._orgs: dict[int, _Org] = {}
+        self._shares = _MinShare()
         self._task: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
         self._wakes: dict[Route, asyncio.Event] = {}
@@ -321,6 +453,7 @@ class RunPoller:
         }
         self._version = 0
         self._plan_cache: tuple[int, float, dict[int, Plan]] | None = None
+        self._replan_at = 0.0  # time.perf_counter() before which a stale plan may serve
         self._user_lock = asyncio.Lock()
         self._user_id: int | None = None
         self._user_known = False
@@ -356,26 +489,30 @@ class RunPoller:
         poll_interval: float | None = None,
         share: float = DEFAULT_POLL_SHARE,
     ) -> Subscription:
-        """Start watching runs; their status changes arrive on the subscription's queue.
+        """Start watching runs; their status changes are delivered to the subscription.
 
         A run already watched for another caller is shared, and its last known state is
-        delivered at once.
+        delivered at once. Costs O(number of runs), whatever else is being watched.
         """
         if self._closed:
             raise RuntimeError("this client is closed; create a new one")
         sub = Subscription(org_id, run_ids, poll_interval, share)
         now = self._now()
-        self._orgs.setdefault(org_id, _Org(org_id))
+        if org_id not in self._orgs:
+            self._orgs[org_id] = _Org(org_id)
         for run_id in sub.run_ids:
             key = (org_id, run_id)
             tracked = self._tracked.get(key)
             if tracked is None:
                 tracked = self._tracked[key] = _Tracked(org_id, run_id, next_due=now)
             elif tracked.last is not None:
-                sub.queue.put_nowait(RunEvent(run_id, run=tracked.last))
+                sub.deliver(RunEvent(run_id, run=tracked.last))
             if poll_interval is not None and tracked.last is not None:
                 tracked.next_due = min(tracked.next_due, now + poll_interval)
             tracked.subs.append(sub)
+        sub.pending = len(sub.run_ids)
+        if sub.pending:
+            self._shares.add(share)
         self._configure()
         self._ensure_running()
         self._poke()
@@ -383,15 +520,17 @@ class RunPoller:
 
     async def release(self, sub: Subscription) -> None:
         """Stop watching a subscription's runs; stops the poller when nobody waits."""
-        for run_id in list(sub.run_ids):
-            key = (sub.org_id, run_id)
-            tracked = self._tracked.get(key)
-            if tracked is not None:
-                with contextlib.suppress(ValueError):
-                    tracked.subs.remove(sub)
-                if not tracked.subs:
-                    del self._tracked[key]
-        sub.run_ids.clear()
+        sub.close()
+        if sub.pending:
+            for run_id in sub.run_ids:
+                key = (sub.org_id, run_id)
+                tracked = self._tracked.get(key)
+                if tracked is not None:
+                    with contextlib.suppress(ValueError):  # a finished run's successor
+                        tracked.subs.remove(sub)
+                    if not tracked.subs:
+                        del self._tracked[key]
+            self._deactivate(sub)
         self._version += 1
         if self._tracked:
             self._configure()
@@ -426,9 +565,14 @@ class RunPoller:
         for event in self._wakes.values():
             event.set()
 
+    def _deactivate(self, sub: Subscription) -> None:
+        """The subscription has no run left to poll: its share no longer counts."""
+        if sub.pending:
+            sub.pending = 0
+            self._shares.remove(sub.share)
+
     def _share(self) -> float:
-        shares = [s.share for t in self._tracked.values() for s in t.subs]
-        return min(shares, default=DEFAULT_POLL_SHARE)
+        return self._shares.smallest(DEFAULT_POLL_SHARE)
 
     def _rate(self, route: Route) -> float:
         return quota_rate(self._source.quota(_OPERATION[route]), self._share())
@@ -456,17 +600,24 @@ class RunPoller:
             return
         tracked.next_due = now + poll_interval(tracked.polls, self._policy(tracked))
         if previous is None or previous.status != run.status:
+            event = RunEvent(tracked.run_id, run=run)
             for sub in tracked.subs:
-                sub.queue.put_nowait(RunEvent(tracked.run_id, run=run))
+                sub.deliver(event)
 
     def _finish(self, tracked: _Tracked, event: RunEvent) -> None:
         key = (tracked.org_id, tracked.run_id)
         if self._tracked.get(key) is tracked:
             del self._tracked[key]
+        share = self._share()
         for sub in tracked.subs:
-            sub.queue.put_nowait(event)
-            sub.run_ids.discard(tracked.run_id)
+            sub.deliver(event)
+            if sub.pending > 0:
+                sub.pending -= 1
+                if not sub.pending:
+                    self._shares.remove(sub.share)
         tracked.subs.clear()
+        if self._share() != share:
+            self._configure()
 
     def _fail(self, tracked: _Tracked, error: BaseException) -> None:
         log.debug("wait on agent run %d ends: %r", tracked.run_id, error)
@@ -475,9 +626,10 @@ class RunPoller:
     def _fail_all(self, error: BaseException) -> None:
         subs = {id(s): s for t in self._tracked.values() for s in t.subs}
         self._tracked.clear()
+        event = RunEvent(-1, error=error, fatal=True)
         for sub in subs.values():
-            sub.queue.put_nowait(RunEvent(-1, error=error, fatal=True))
-            sub.run_ids.clear()
+            sub.deliver(event)
+            self._deactivate(sub)
 
     # --- the main loop ------------------------------------------------------------------
     async def _main(self) -> None:
@@ -548,8 +700,8 @@ class RunPoller:
     async def _idle(self, route: Route) -> None:
         """Wait until a run falls due or the state changes (a wait, an answer)."""
         now = self._now()
-        later = [t.next_due for t in self._tracked.values() if t.next_due > now]
-        delay = min(later) - now if later else None
+        due = min((t.next_due for t in self._tracked.values() if t.next_due > now), default=None)
+        delay = None if due is None else due - now
         wake = self._wakes[route]
         if wake.is_set():
             return
@@ -568,7 +720,7 @@ class RunPoller:
         """The most useful request for ``route`` now: ``(org_id, Window)`` or a run id."""
         best: tuple[int, Window | int] | None = None
         best_urgency = 0.0
-        for org_id, plan in self._plans().items():
+        for org_id, plan in self._plans(route).items():
             if route == "list" and plan.windows:
                 window = max(plan.windows, key=lambda w: (w.urgency, w.due, -w.skip))
                 if best is None or window.urgency > best_urgency:
@@ -577,12 +729,22 @@ class RunPoller:
                 best = (org_id, plan.singles[0])
         return best
 
-    def _plans(self) -> dict[int, Plan]:
-        """This moment's plan per organization, recomputed only when something changed."""
+    def _plans(self, route: Route) -> dict[int, Plan]:
+        """This moment's plan per organization, recomputed only when something changed.
+
+        A plan that is out of date but still holds a request for ``route`` is reused for
+        a while (see :data:`REPLAN_COST_FACTOR`): its requests were the most useful ones a
+        moment ago, and runs that fell due since are planned next time.
+        """
         now = self._now()
         cached = self._plan_cache
-        if cached is not None and cached[0] == self._version and now < cached[1]:
-            return cached[2]
+        if cached is not None:
+            version, until, cached_plans = cached
+            if version == self._version and now < until:
+                return cached_plans
+            if time.perf_counter() < self._replan_at and _has_work(cached_plans, route):
+                return cached_plans
+        started = time.perf_counter()
         list_rate, get_rate = self._rate("list"), self._rate("get")
         plans: dict[int, Plan] = {}
         valid_until = math.inf
@@ -598,6 +760,8 @@ class RunPoller:
             if plan is not None:
                 plans[org_id] = plan
         self._plan_cache = (self._version, valid_until, plans)
+        finished = time.perf_counter()
+        self._replan_at = finished + REPLAN_COST_FACTOR * (finished - started)
         return plans
 
     def _plan(
@@ -628,10 +792,11 @@ class RunPoller:
             self._version += 1
             return
         # Taking one request out of the cached plan is what planning again without its
-        # runs would give (every run is in one request at most), at no cost.
+        # runs would give (every run is in one request at most), at no cost. The job came
+        # from the cached plan, up to date or not; either way it must not be sent twice.
         cached = self._plan_cache
         plan = cached[2].get(org_id) if cached is not None else None
-        if cached is None or plan is None or cached[0] != self._version:
+        if cached is None or plan is None:
             self._version += 1
             return
         if isinstance(what, Window):
@@ -761,6 +926,12 @@ class RunPoller:
                 tracked.misses = 0
                 tracked.direct = False
                 tracked.absent = False
+
+
+def _has_work(plans: Mapping[int, Plan], route: Route) -> bool:
+    if route == "list":
+        return any(plan.windows for plan in plans.values())
+    return any(plan.singles for plan in plans.values())
 
 
 def quota_rate(quota: Quota, share: float) -> float:

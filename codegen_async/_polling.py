@@ -5,6 +5,10 @@ each subscribes to the client's one :class:`~codegen_async._poller.RunPoller` fo
 waits on, reads the status changes the poller delivers, and keeps its own deadline. So a
 thousand runs, or ten concurrent waits, cost the requests of one poller, never one loop per
 run.
+
+A wait is cheap to hold (10,000 concurrent ``wait_for_run`` calls are a use case): it is one
+coroutine waiting on one future of its subscription, with no queue, task or async generator
+of its own; a deadline is a timer handle on the loop.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ import asyncio
 import inspect
 import warnings
 from collections.abc import AsyncGenerator, Callable, Iterable
-from types import TracebackType
 from typing import Any
 
-from ._poller import DEFAULT_POLL_SHARE, RunEvent, RunPoller, Subscription
+from ._poller import DEFAULT_POLL_SHARE, RunEvent, RunPoller
 from ._validation import check_id
 from .errors import CodegenError, RunWaitError, RunWaitTimeoutError, WaitTimeoutError
 from .models import AgentRun, RunStatus
@@ -62,65 +65,25 @@ def _run_ids(agent_run_ids: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(check_id("agent_run_ids[]", i) for i in agent_run_ids))
 
 
-class _Wait:
-    """A subscription with a deadline: ``async with``, then :meth:`next` until done."""
-
-    def __init__(
-        self,
-        poller: RunPoller,
-        org_id: int,
-        run_ids: list[int],
-        *,
-        timeout: float | None,
-        poll_interval: float | None,
-        share: float,
-    ) -> None:
-        self._poller = poller
-        self._args = (org_id, run_ids, poll_interval, share)
-        self._timeout = timeout
-        self._deadline: float | None = None
-        self._sub: Subscription | None = None
-
-    async def __aenter__(self) -> _Wait:
-        org_id, run_ids, poll_interval, share = self._args
-        loop = asyncio.get_running_loop()
-        if self._timeout is not None:
-            self._deadline = loop.time() + self._timeout
-        self._sub = self._poller.subscribe(
-            org_id, run_ids, poll_interval=poll_interval, share=share
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            await self._poller.release(sub)
-
-    async def next(self) -> RunEvent | None:
-        """The next event, or ``None`` once the deadline has passed."""
-        assert self._sub is not None
-        queue = self._sub.queue
-        if not queue.empty():
-            return queue.get_nowait()
-        if self._deadline is None:
-            return await queue.get()
-        remaining = self._deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return None
-        try:
-            return await asyncio.wait_for(queue.get(), remaining)
-        except asyncio.TimeoutError:
-            return None if queue.empty() else queue.get_nowait()
+def _deadline(timeout: float | None) -> float | None:
+    """The loop time at which a wait of ``timeout`` seconds starting now ends."""
+    return None if timeout is None else asyncio.get_running_loop().time() + timeout
 
 
 def _raise_error(event: RunEvent) -> None:
     if event.error is not None:
-        raise event.error
+        raise event.error.with_traceback(event.traceback)
+
+
+def _run_of(
+    event: RunEvent | None, run_id: int, timeout: float | None, last: RunStatus | None
+) -> AgentRun | None:
+    """The run an event of a single-run wait carries; raises its error or the timeout."""
+    if event is None:
+        assert timeout is not None, "only a wait with a deadline gets no event"
+        raise WaitTimeoutError(run_id, timeout, last)
+    _raise_error(event)
+    return event.run
 
 
 async def watch_run(
@@ -134,23 +97,20 @@ async def watch_run(
     """Yield the run each time its status changes; stop after the terminal one."""
     run_id = check_id("agent_run_id", agent_run_id)
     timeout, poll_interval, share = check_wait_args(timeout, poll_interval)
+    deadline = _deadline(timeout)
     last: RunStatus | None = None
-    async with _Wait(
-        poller, org_id, [run_id], timeout=timeout, poll_interval=poll_interval, share=share
-    ) as wait:
+    sub = poller.subscribe(org_id, (run_id,), poll_interval=poll_interval, share=share)
+    try:
         while True:
-            event = await wait.next()
-            if event is None:
-                assert timeout is not None
-                raise WaitTimeoutError(run_id, timeout, last)
-            _raise_error(event)
-            run = event.run
+            run = _run_of(await sub.get(deadline), run_id, timeout, last)
             if run is None:  # pragma: no cover - an event holds a run or an error
                 continue
             last = run.status
             yield run
             if run.is_terminal:
                 return
+    finally:
+        await poller.release(sub)
 
 
 async def wait_for_run(
@@ -161,16 +121,32 @@ async def wait_for_run(
     timeout: float | None = None,
     poll_interval: float | None = None,
 ) -> AgentRun:
-    """Wait until the run is terminal and return it (see ``AsyncAgent.wait_for_run``)."""
-    last: AgentRun | None = None
-    stream = watch_run(poller, org_id, agent_run_id, timeout=timeout, poll_interval=poll_interval)
+    """Wait until the run is terminal and return it (see ``AsyncAgent.wait_for_run``).
+
+    The loop of :func:`watch_run` without its async generator, holding as little as it can
+    while it waits, since many of these wait at once: not the run (the poller keeps the
+    latest), only the spelling of its last status.
+    """
+    run_id = check_id("agent_run_id", agent_run_id)
+    timeout, poll_interval, share = check_wait_args(timeout, poll_interval)
+    deadline = _deadline(timeout)
+    last: str | None = None  # RunStatus.raw of the last status seen
+    sub = poller.subscribe(org_id, (run_id,), poll_interval=poll_interval, share=share)
     try:
-        async for run in stream:
-            last = run
+        while True:
+            event = await sub.get(deadline)
+            if event is None:
+                assert timeout is not None, "only a wait with a deadline gets no event"
+                raise WaitTimeoutError(run_id, timeout, None if last is None else RunStatus(last))
+            _raise_error(event)
+            run = event.run
+            if run is not None:
+                if run.is_terminal:
+                    return run
+                last = None if run.status is None else run.status.raw
+            event = run = None  # not kept while waiting for the next one
     finally:
-        await stream.aclose()
-    assert last is not None, "watch_run ends with the terminal run or raises"
-    return last
+        await poller.release(sub)
 
 
 class _Progress:
@@ -226,12 +202,12 @@ async def as_completed(
     last: dict[int, RunStatus | None] = {}
     pending = set(run_ids)
     bar = _Progress(len(run_ids)) if progress else None
+    deadline = _deadline(timeout)
     try:
-        async with _Wait(
-            poller, org_id, run_ids, timeout=timeout, poll_interval=poll_interval, share=share
-        ) as wait:
+        sub = poller.subscribe(org_id, run_ids, poll_interval=poll_interval, share=share)
+        try:
             while pending:
-                event = await wait.next()
+                event = await sub.get(deadline)
                 if event is None:
                     assert timeout is not None
                     for run_id in run_ids:
@@ -247,7 +223,7 @@ async def as_completed(
                     continue
                 if event.error is not None:
                     if not isinstance(event.error, CodegenError):
-                        raise event.error
+                        raise event.error.with_traceback(event.traceback)
                     errors[run_id] = event.error
                     pending.discard(run_id)
                     if bar is not None:
@@ -268,6 +244,8 @@ async def as_completed(
                     if bar is not None:
                         bar.done(str(run.status))
                     yield run
+        finally:
+            await poller.release(sub)
     finally:
         if bar is not None:
             bar.close()
