@@ -15,17 +15,20 @@ import aiohttp
 
 from . import _polling
 from ._config import Timeout, redact, resolve_config
+from ._converter import unstructure
 from ._endpoints import ENDPOINTS
 from ._pagination import iterate_pages
 from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
 from ._ratelimit import RateLimits
 from ._transport import Transport, TransportStats
 from ._validation import (
+    check_choice,
     check_id,
     check_images,
     check_metadata,
     check_params,
     check_prompt,
+    check_range,
     check_settings_lists,
     check_text,
 )
@@ -198,7 +201,7 @@ class AsyncAgent:
             NotFoundError: no such user in the organization.
             PermissionDeniedError: the token's user is not a member of the organization.
         """
-        values = {"org_id": self._org(org_id), "user_id": check_id("user_id", user_id)}
+        values = {"org_id": self._org(org_id), "user_id": user_id}
         result: User = await self._call("get_user", values, timeout=timeout)
         return result
 
@@ -261,11 +264,7 @@ class AsyncAgent:
         if model is not None:
             body["model"] = check_text("model", model)
         if agent_type is not None:
-            if agent_type not in ("codegen", "claude_code"):
-                raise ValueError(
-                    f"agent_type must be 'codegen' or 'claude_code', got {agent_type!r}"
-                )
-            body["agent_type"] = agent_type
+            body["agent_type"] = check_choice(ENDPOINTS["run"], "agent_type", agent_type)
         values = {"org_id": self._org(org_id)}
         result: AgentRun = await self._call("run", values, body=body, timeout=timeout)
         return result
@@ -276,7 +275,7 @@ class AsyncAgent:
         """Get an agent run's status and result."""
         values = {
             "org_id": self._org(org_id),
-            "agent_run_id": check_id("agent_run_id", agent_run_id),
+            "agent_run_id": agent_run_id,
         }
         result: AgentRun = await self._call("get_run", values, timeout=timeout)
         return result
@@ -430,7 +429,7 @@ class AsyncAgent:
         """Get an agent run with one page of its logs (alpha API; quota 60 a minute)."""
         values = {
             "org_id": self._org(org_id),
-            "agent_run_id": check_id("agent_run_id", agent_run_id),
+            "agent_run_id": agent_run_id,
             "skip": skip,
             "limit": limit,
             "reverse": reverse,
@@ -471,7 +470,7 @@ class AsyncAgent:
             BadRequestError: the sandbox has no logs to analyse.
             NotFoundError: no such sandbox.
         """
-        values = {"org_id": self._org(org_id), "sandbox_id": check_id("sandbox_id", sandbox_id)}
+        values = {"org_id": self._org(org_id), "sandbox_id": sandbox_id}
         result: AnalyzeLogsResponse = await self._call(
             "analyze_sandbox_logs", values, timeout=timeout
         )
@@ -566,7 +565,7 @@ class AsyncAgent:
         self, repo_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
     ) -> CheckSuiteSettings:
         """Get a repository's check-suite settings."""
-        values = {"org_id": self._org(org_id), "repo_id": check_id("repo_id", repo_id)}
+        values = {"org_id": self._org(org_id), "repo_id": repo_id}
         result: CheckSuiteSettings = await self._call(
             "get_check_suite_settings", values, timeout=timeout
         )
@@ -585,12 +584,13 @@ class AsyncAgent:
             raise TypeError(
                 f"settings must be a CheckSuiteSettingsUpdate, got {type(settings).__name__}"
             )
-        count = settings.check_retry_count
-        if count is not None:
-            if isinstance(count, bool) or not isinstance(count, int):
-                raise TypeError("settings.check_retry_count must be an int")
-            if not 0 <= count <= 10:
-                raise ValueError(f"settings.check_retry_count must be 0..10, got {count}")
+        if settings.check_retry_count is not None:
+            check_range(
+                ENDPOINTS["update_check_suite_settings"],
+                "check_retry_count",
+                settings.check_retry_count,
+                label="settings.check_retry_count",
+            )
         check_settings_lists(
             settings.ignored_checks,
             settings.check_retry_counts,
@@ -598,7 +598,7 @@ class AsyncAgent:
             settings.high_priority_apps,
         )
         body = {k: v for k, v in _fields(settings).items() if v is not None}
-        values = {"org_id": self._org(org_id), "repo_id": check_id("repo_id", repo_id)}
+        values = {"org_id": self._org(org_id), "repo_id": repo_id}
         result: dict[str, Any] = await self._call(
             "update_check_suite_settings", values, body=body, timeout=timeout
         )
@@ -617,11 +617,14 @@ class AsyncAgent:
         """Move a pull request to ``open``, ``closed``, ``draft`` or ``ready_for_review``."""
         values = {
             "org_id": self._org(org_id),
-            "repo_id": check_id("repo_id", repo_id),
-            "pr_id": check_id("pr_id", pr_id),
+            "repo_id": repo_id,
+            "pr_id": pr_id,
         }
         result: EditPullRequestResult = await self._call(
-            "edit_pull_request", values, body={"state": _pr_state(state)}, timeout=timeout
+            "edit_pull_request",
+            values,
+            body={"state": check_choice(ENDPOINTS["edit_pull_request"], "state", state)},
+            timeout=timeout,
         )
         return result
 
@@ -634,9 +637,12 @@ class AsyncAgent:
         timeout: TimeoutArg = None,
     ) -> EditPullRequestResult:
         """Move a pull request to a new state, by pull request id alone."""
-        values = {"org_id": self._org(org_id), "pr_id": check_id("pr_id", pr_id)}
+        values = {"org_id": self._org(org_id), "pr_id": pr_id}
         result: EditPullRequestResult = await self._call(
-            "edit_pull_request_simple", values, body={"state": _pr_state(state)}, timeout=timeout
+            "edit_pull_request_simple",
+            values,
+            body={"state": check_choice(ENDPOINTS["edit_pull_request_simple"], "state", state)},
+            timeout=timeout,
         )
         return result
 
@@ -911,17 +917,6 @@ class AsyncAgent:
         )
 
 
-def _pr_state(state: object) -> str:
-    allowed = ("open", "closed", "draft", "ready_for_review")
-    if not isinstance(state, str):
-        raise TypeError(f"state must be a str, got {type(state).__name__}")
-    if state not in allowed:
-        raise ValueError(f"state must be one of {', '.join(allowed)}; got {state!r}")
-    return state
-
-
 def _fields(obj: CheckSuiteSettingsUpdate) -> dict[str, Any]:
-    from ._converter import unstructure
-
     data: dict[str, Any] = unstructure(obj)
     return data

@@ -16,11 +16,13 @@ from typing import Any, Final
 from ._endpoints import Endpoint, Param
 
 __all__ = [
+    "check_choice",
     "check_id",
     "check_images",
     "check_metadata",
     "check_params",
     "check_prompt",
+    "check_range",
     "check_settings_lists",
     "check_text",
 ]
@@ -75,6 +77,30 @@ def check_params(endpoint: Endpoint, values: Mapping[str, object]) -> dict[str, 
             else:
                 query[param.name] = str(value)
     return query
+
+
+def check_choice(endpoint: Endpoint, field: str, value: object, *, label: str = "") -> str:
+    """A body field restricted to the values the endpoint table lists for it."""
+    assert endpoint.body is not None
+    allowed = endpoint.body.enums[field]
+    name = label or field
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def check_range(endpoint: Endpoint, field: str, value: object, *, label: str = "") -> int:
+    """An integer body field within the range the endpoint table gives for it."""
+    assert endpoint.body is not None
+    low, high = endpoint.body.ranges[field]
+    name = label or field
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {low}..{high}, got {value}")
+    return value
 
 
 def check_text(name: str, value: object, *, allow_empty: bool = False) -> str:

@@ -194,3 +194,15 @@ async def test_bad_arguments_are_refused_before_any_request(
 
 def test_the_bad_input_table_is_big_enough() -> None:
     assert len(BAD_CALLS) >= 30
+
+
+def test_body_rules_come_from_the_endpoint_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client checks enums and ranges the table declares, not copies of them."""
+    from codegen_async import ENDPOINTS
+
+    table_states = ENDPOINTS["edit_pull_request"].body.enums["state"]  # type: ignore[union-attr]
+    assert "merged" not in table_states
+    low, high = ENDPOINTS["update_check_suite_settings"].body.ranges[  # type: ignore[union-attr]
+        "check_retry_count"
+    ]
+    assert (low, high) == (0, 10)
