@@ -196,13 +196,23 @@ def test_the_bad_input_table_is_big_enough() -> None:
     assert len(BAD_CALLS) >= 30
 
 
-def test_body_rules_come_from_the_endpoint_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The client checks enums and ranges the table declares, not copies of them."""
+async def test_body_rules_come_from_the_endpoint_table(
+    agent: AsyncAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client checks the enums and ranges the table declares, not copies of them."""
     from codegen_async import ENDPOINTS
 
-    table_states = ENDPOINTS["edit_pull_request"].body.enums["state"]  # type: ignore[union-attr]
-    assert "merged" not in table_states
-    low, high = ENDPOINTS["update_check_suite_settings"].body.ranges[  # type: ignore[union-attr]
-        "check_retry_count"
-    ]
-    assert (low, high) == (0, 10)
+    body = ENDPOINTS["edit_pull_request"].body
+    assert body is not None
+    monkeypatch.setitem(body.enums, "state", ("open",))  # type: ignore[arg-type]
+    settings_body = ENDPOINTS["update_check_suite_settings"].body
+    assert settings_body is not None
+    monkeypatch.setitem(settings_body.ranges, "check_retry_count", (0, 2))  # type: ignore[arg-type]
+    with aioresponses() as mock:
+        with pytest.raises(ValueError, match="state must be one of open"):
+            await agent.edit_pull_request(1, 2, "closed")
+        with pytest.raises(ValueError, match=r"check_retry_count must be 0\.\.2"):
+            await agent.update_check_suite_settings(
+                1, CheckSuiteSettingsUpdate(check_retry_count=3)
+            )
+        assert mock.requests == {}
