@@ -70,7 +70,6 @@ __all__ = [
     "SlidingWindowLimiter",
     "SmoothLimiter",
     "credential_fingerprint",
-    "token_fingerprint",
 ]
 
 log = logging.getLogger("codegen_async.ratelimit")
@@ -409,7 +408,6 @@ class SlidingWindowLimiter:
     async def acquire(self) -> float:
         """Wait for a slot, first come first served; return the seconds waited."""
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop)
         with self._lock:
             start = self._clock()
             delay: float | None = None
@@ -418,7 +416,8 @@ class SlidingWindowLimiter:
                 delay = self._delay_locked(start)
                 if delay <= 0:
                     self._grant_locked(start)
-                    return 0.0
+                    return 0.0  # the common case: no waiter object needed
+            waiter = _Waiter(loop)
             is_head = self._line.join(waiter)
             future = waiter.arm()
             ahead = len(self._line) - 1
@@ -720,11 +719,6 @@ class SmoothLimiter:
 
 
 # --- the process-wide registry ------------------------------------------------------------
-
-
-def token_fingerprint(token: str) -> str:
-    """A short, one-way name for a token, safe to use in keys and logs."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def credential_fingerprint(base_url: str, token: str) -> str:

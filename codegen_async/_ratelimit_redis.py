@@ -354,12 +354,14 @@ class RedisLimiter:
         try:
             while True:
                 if timeout != 0.0:
+                    # Re-check the line only after parking: on the first pass the join
+                    # above has just said where this waiter stands.
                     waited = True
                     await _park(loop, future, timeout)
-                with self._lock:
-                    self._line.prune()
-                    is_head = self._line.head is waiter
-                    future = waiter.arm()
+                    with self._lock:
+                        self._line.prune()
+                        is_head = self._line.head is waiter
+                        future = waiter.arm()
                 if not is_head:
                     # Look up once a window, in case the head's loop died under it.
                     timeout = self.quota.window
@@ -386,7 +388,10 @@ class RedisLimiter:
                 self._waited += seconds
             self._line.pop_head()
         if self._on_grant is not None:
-            self._on_grant(now)
+            try:
+                self._on_grant(now)
+            except Exception:  # a metrics hook must not break rate limiting
+                log.exception("rate limit %s: on_grant hook failed", self.name)
         if waited:
             log.debug("rate limit %s (%s, redis): waited %.3fs", self.name, self.quota, seconds)
         return seconds

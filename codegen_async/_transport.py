@@ -101,6 +101,7 @@ class Transport:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
+        self._json_headers = {**self._headers, **_JSON_HEADERS}
         self._default_timeout = _client_timeout(config.timeout)
         self._limiters: dict[str, Limiter | None] = {}
         self._backend_attached = False  # holds a share of the backend's per-loop connections
@@ -193,7 +194,7 @@ class Transport:
         session = self._session_for_loop()
         url = self.config.base_url + path
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = self._headers if data is None else {**self._headers, **_JSON_HEADERS}
+        headers = self._headers if data is None else self._json_headers
         client_timeout = self._default_timeout if timeout is None else _client_timeout(timeout)
         limiter = self._limiter(endpoint)
         method = endpoint.method
@@ -230,9 +231,10 @@ class Transport:
                 may_retry = failure.safe_for_all or endpoint.idempotent
                 if not may_retry or attempt >= self.config.max_retries:
                     raise failure.error from None
-                delay = backoff_delay(attempt, retry_after=failure.retry_after, rng=self._rng)
                 if isinstance(failure.error, RateLimitError) and limiter is not None:
                     delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
+                else:
+                    delay = backoff_delay(attempt, retry_after=failure.retry_after, rng=self._rng)
                 log.info(
                     "%s %s failed (%s); retry %d of %d in %.2fs",
                     method,
@@ -276,7 +278,10 @@ class Transport:
     def _status_error(self, endpoint: Endpoint, url: str, answer: _Answer) -> Exception:
         error = build_status_error(endpoint.method, url, answer.status, answer.headers, answer.body)
         if should_retry_status(answer.status, idempotent=True):
-            retry_after = parse_retry_after(answer.headers)
+            if isinstance(error, RateLimitError):
+                retry_after = error.retry_after  # already read from the headers
+            else:
+                retry_after = parse_retry_after(answer.headers)
             return _Retryable(error, safe_for_all=answer.status == 429, retry_after=retry_after)
         return error
 
