@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import attrs
 
 from . import _polling
 from ._config import Timeout, redact, resolve_config
@@ -23,13 +24,13 @@ from ._ratelimit import RateLimits
 from ._transport import Transport, TransportStats
 from ._validation import (
     check_choice,
+    check_collections,
     check_id,
     check_images,
     check_metadata,
     check_params,
     check_prompt,
     check_range,
-    check_settings_lists,
     check_text,
 )
 from .errors import ConfigurationError
@@ -591,11 +592,10 @@ class AsyncAgent:
                 settings.check_retry_count,
                 label="settings.check_retry_count",
             )
-        check_settings_lists(
-            settings.ignored_checks,
-            settings.check_retry_counts,
-            settings.custom_prompts,
-            settings.high_priority_apps,
+        check_collections(
+            ENDPOINTS["update_check_suite_settings"],
+            attrs.asdict(settings, recurse=False),
+            prefix="settings.",
         )
         body = {k: v for k, v in _fields(settings).items() if v is not None}
         values = {"org_id": self._org(org_id), "repo_id": repo_id}

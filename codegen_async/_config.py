@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._validation import check_id
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_BASE_URL", "ClientConfig", "SecretStr", "Timeout", "redact", "resolve_config"]
@@ -88,14 +89,6 @@ class ClientConfig:
     rate_limit_backend: str | None
 
 
-def _check_id(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value}")
-    return value
-
-
 def resolve_config(
     *,
     token: str | None,
@@ -130,7 +123,7 @@ def resolve_config(
         except ValueError:
             raise ConfigurationError(f"org_id must be an integer, got {org_id!r}") from None
     if org_id is not None:
-        org_id = _check_id("org_id", org_id)
+        org_id = check_id("org_id", org_id)
 
     url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
     parts = urlsplit(url)

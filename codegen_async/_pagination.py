@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+from ._endpoints import LIMIT
 from .models import Page
 
 __all__ = ["iterate_pages"]
@@ -23,8 +24,10 @@ async def iterate_pages(
     """
     if isinstance(page_size, bool) or not isinstance(page_size, int):
         raise TypeError(f"page_size must be an int, got {type(page_size).__name__}")
-    if not 1 <= page_size <= 100:
-        raise ValueError(f"page_size must be between 1 and 100, got {page_size}")
+    if not LIMIT.minimum <= page_size <= LIMIT.maximum:  # type: ignore[operator]
+        raise ValueError(
+            f"page_size must be between {LIMIT.minimum} and {LIMIT.maximum}, got {page_size}"
+        )
     skip = start
     seen: set[Any] = set()
     while True:

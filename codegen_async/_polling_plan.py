@@ -21,6 +21,7 @@ from typing import Final, Literal
 
 import attrs
 
+from ._endpoints import LIMIT
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -43,7 +44,7 @@ __all__ = [
     "poll_interval",
 ]
 
-PAGE_SIZE: Final = 100
+PAGE_SIZE: Final[int] = LIMIT.maximum or 0  # the API's largest page (100), from the table
 """Runs per list page: the API's maximum ``limit``."""
 
 _MAX_GROWTH_STEPS: Final = 64  # beyond this the interval is at its ceiling anyway

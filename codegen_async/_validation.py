@@ -17,13 +17,13 @@ from ._endpoints import Endpoint, Param
 
 __all__ = [
     "check_choice",
+    "check_collections",
     "check_id",
     "check_images",
     "check_metadata",
     "check_params",
     "check_prompt",
     "check_range",
-    "check_settings_lists",
     "check_text",
 ]
 
@@ -168,38 +168,39 @@ def check_metadata(value: object) -> dict[str, Any] | None:
     return dict(value)
 
 
-def _check_str_list(name: str, value: object) -> None:
-    if value is None:
-        return
+_JSON_KINDS: Final[Mapping[str, type]] = {"string": str, "integer": int, "boolean": bool}
+
+
+def _check_list(name: str, value: Any, kind: type) -> None:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"settings.{name} must be a list of str, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a list of {kind.__name__}, got {type(value).__name__}")
     for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise TypeError(f"settings.{name}[{i}] must be a str, got {type(item).__name__}")
+        if (isinstance(item, bool) and kind is not bool) or not isinstance(item, kind):
+            raise TypeError(f"{name}[{i}] must be a {kind.__name__}, got {type(item).__name__}")
 
 
-def _check_str_map(name: str, value: object, kind: type) -> None:
-    if value is None:
-        return
+def _check_map(name: str, value: Any, kind: type) -> None:
     if not isinstance(value, Mapping):
-        raise TypeError(f"settings.{name} must be a dict, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
     for key, item in value.items():
         if not isinstance(key, str):
-            raise TypeError(f"settings.{name} keys must be str, got {type(key).__name__}")
-        if isinstance(item, bool) or not isinstance(item, kind):
-            raise TypeError(
-                f"settings.{name}[{key!r}] must be a {kind.__name__}, got {type(item).__name__}"
-            )
+            raise TypeError(f"{name} keys must be str, got {type(key).__name__}")
+        if (isinstance(item, bool) and kind is not bool) or not isinstance(item, kind):
+            raise TypeError(f"{name}[{key!r}] must be a {kind.__name__}, got {type(item).__name__}")
 
 
-def check_settings_lists(
-    ignored_checks: object,
-    check_retry_counts: object,
-    custom_prompts: object,
-    high_priority_apps: object,
-) -> None:
-    """The list and map fields of a check-suite settings update (``None``: unchanged)."""
-    _check_str_list("ignored_checks", ignored_checks)
-    _check_str_map("check_retry_counts", check_retry_counts, int)
-    _check_str_map("custom_prompts", custom_prompts, str)
-    _check_str_list("high_priority_apps", high_priority_apps)
+def check_collections(endpoint: Endpoint, values: Mapping[str, object], *, prefix: str) -> None:
+    """The list and map fields of a body, by the element types the endpoint table gives.
+
+    ``None`` values are skipped (left unchanged); ``prefix`` names the argument in messages.
+    """
+    assert endpoint.body is not None
+    for field, item_type in endpoint.body.items.items():
+        value = values.get(field)
+        if value is None:
+            continue
+        kind = _JSON_KINDS[item_type]
+        if "array" in endpoint.body.fields[field]:
+            _check_list(prefix + field, value, kind)
+        else:
+            _check_map(prefix + field, value, kind)

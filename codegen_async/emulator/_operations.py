@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from .._endpoints import ENDPOINTS
 from ..models import (
     AgentRunWithLogs,
     AnalyzeLogsResponse,
@@ -346,15 +347,7 @@ def update_check_suite_settings(state: EmulatorState, call: Call) -> Any:
     }
 
 
-_SETTINGS: Final = frozenset(
-    {
-        "check_retry_count",
-        "ignored_checks",
-        "check_retry_counts",
-        "custom_prompts",
-        "high_priority_apps",
-    }
-)
+_SETTINGS: Final = frozenset(ENDPOINTS["update_check_suite_settings"].body.fields)  # type: ignore[union-attr]
 
 
 # --- pull requests -------------------------------------------------------------------------
