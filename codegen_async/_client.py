@@ -17,7 +17,7 @@ import attrs
 from . import _polling
 from ._config import Timeout, redact, resolve_config
 from ._converter import unstructure
-from ._endpoints import ENDPOINTS
+from ._endpoints import ENDPOINTS, Endpoint
 from ._pagination import iterate_pages
 from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
 from ._ratelimit import RateLimits
@@ -168,7 +168,7 @@ class AsyncAgent:
 
     def _call(
         self,
-        name: str,
+        name: str | Endpoint,
         values: Mapping[str, object],
         *,
         body: Any = None,
@@ -176,7 +176,7 @@ class AsyncAgent:
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: one coroutine less per
         # call on the hot path. Argument errors still surface where the method is awaited.
-        endpoint = ENDPOINTS[name]
+        endpoint = ENDPOINTS[name] if isinstance(name, str) else name
         query = check_params(endpoint, values)
         path = endpoint.path.format_map(values)  # a path without placeholders is unchanged
         return self._transport.request(

@@ -46,7 +46,6 @@ from ._polling_plan import (
     plan_round,
     poll_interval,
 )
-from ._validation import check_params
 from .errors import APIResponseValidationError, CodegenError
 from .models import AgentRun
 
@@ -130,17 +129,6 @@ class RunSource(Protocol):
         ...
 
 
-class _Client(Protocol):
-    """The parts of ``AsyncAgent`` the poller's source uses."""
-
-    @property
-    def rate_limits(self) -> Any: ...
-
-    async def get_run(self, agent_run_id: int, *, org_id: int | None = None) -> AgentRun: ...
-
-    async def get_current_user(self) -> Any: ...
-
-
 _RAW_LIST_RUNS: Final = attrs.evolve(ENDPOINTS["list_runs"], response=Any)
 
 
@@ -168,13 +156,9 @@ class ClientRunSource:
         return int(user.id)
 
     async def list_page(self, org_id: int, user_id: int | None, skip: int, limit: int) -> RunPage:
-        endpoint = _RAW_LIST_RUNS
         values = {"org_id": org_id, "user_id": user_id, "skip": skip, "limit": limit}
-        query = check_params(endpoint, values)
-        path = endpoint.path.format_map(values)
-        transport = self._client._transport
-        payload = await transport.request(endpoint, path, params=query or None)
-        url = transport.config.base_url + path
+        payload = await self._client._call(_RAW_LIST_RUNS, values)
+        url = self._client.base_url + _RAW_LIST_RUNS.path.format_map(values)
         return parse_run_page(payload, url=url)
 
 
@@ -458,7 +442,6 @@ class RunPoller:
         self._user_id: int | None = None
         self._user_known = False
         self._closed = False
-        self.requests: dict[Route, int] = {"list": 0, "get": 0}
 
     # --- clock and sleep (injectable for tests) ------------------------------------------
     def _now(self) -> float:
@@ -531,10 +514,11 @@ class RunPoller:
                     if not tracked.subs:
                         del self._tracked[key]
             self._deactivate(sub)
-        self._version += 1
-        if self._tracked:
-            self._configure()
-            return
+            if self._tracked:
+                self._configure()  # the share may have changed; plans are rebuilt
+                return
+        elif self._tracked:
+            return  # its runs had all finished: nothing tracked changed, keep the plan
         await self._stop()
 
     async def aclose(self) -> None:
@@ -580,9 +564,7 @@ class RunPoller:
     def _configure(self) -> None:
         self._version += 1
         for route in ("list", "get"):
-            pacer = self._pacers.get(route)
-            if pacer is not None:
-                pacer.interval = 1.0 / self._rate(route)
+            self._pacers[route].interval = 1.0 / self._rate(route)
 
     def _policy(self, tracked: _Tracked) -> PollPolicy:
         fixed = [s.poll_interval for s in tracked.subs if s.poll_interval is not None]
@@ -808,7 +790,6 @@ class RunPoller:
     # --- sending and reading the answers ----------------------------------------------
     async def _send(self, route: Route, job: tuple[int, Window | int]) -> None:
         org_id, what = job
-        self.requests[route] += 1
         try:
             if isinstance(what, Window):
                 await self._read_window(org_id, what)
