@@ -299,15 +299,15 @@ def plan_round(
         )
     # Balance the two budgets: move the sparsest windows to get_run while the round shrinks.
     windows.sort(key=lambda w: w.due)
+    by_id = {c.run_id: c for c in placed}  # once, not a scan of every run per window
     while windows:
         sparse = windows[0]
-        due_ids = [rid for rid, c in _members(sparse, placed) if c.due]
         before = _span(len(windows), len(singles), list_rate, get_rate)
-        after = _span(len(windows) - 1, len(singles) + len(due_ids), list_rate, get_rate)
+        after = _span(len(windows) - 1, len(singles) + sparse.due, list_rate, get_rate)
         if after >= before:
             break
         windows.pop(0)
-        singles.extend(due_ids)
+        singles.extend(rid for rid in sparse.run_ids if by_id[rid].due)
     windows.sort(key=lambda w: (-w.urgency, -w.due, w.skip))
     if max_pages is not None:
         windows = windows[: max(max_pages, 0)]
@@ -320,11 +320,6 @@ def plan_round(
 def _position_of(candidate: Candidate) -> float:
     assert candidate.position is not None
     return candidate.position
-
-
-def _members(window: Window, placed: Sequence[Candidate]) -> list[tuple[int, Candidate]]:
-    wanted = set(window.run_ids)
-    return [(c.run_id, c) for c in placed if c.run_id in wanted]
 
 
 # --- what a failed poll means --------------------------------------------------------------
