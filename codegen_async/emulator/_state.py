@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
@@ -324,9 +323,6 @@ class EmulatorState:
                 return org.id
         raise KeyError(user_id)
 
-    def member_users(self, org_id: int) -> list[int]:
-        return sorted(self.orgs[org_id].members)
-
     def org_model(self, org: OrgRecord) -> Organization:
         return Organization(id=org.id, name=org.name, settings=org.settings)
 
@@ -615,8 +611,8 @@ class EmulatorState:
             "removed_from_pr": run.removed_from_pr,
         }
 
-    def run_counts(self, now: float, runs: Iterable[RunRecord] | None = None) -> dict[str, int]:
+    def run_counts(self, now: float) -> dict[str, int]:
         counts = dict.fromkeys(CANONICAL_STATUSES, 0)
-        for run in self.runs.values() if runs is None else runs:
+        for run in self.runs.values():
             counts[run.status(now)] += 1
         return counts
