@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from ._client import AsyncAgent
 from ._config import Timeout
 from ._endpoints import ENDPOINTS, Endpoint, Quota
 from ._ratelimit import RateLimits
 from ._transport import TransportStats
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,

@@ -20,12 +20,12 @@ from typing import Any, Final
 import aiohttp
 import attrs
 
-from . import __version__
 from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
 from ._ratelimit import REGISTRY, Limiter, RateLimits
 from ._retry import backoff_delay, parse_retry_after, should_retry_status
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
