@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from email.utils import formatdate
@@ -274,3 +275,29 @@ async def test_faults_over_http(emu: Emulator, fresh: aiohttp.ClientSession) -> 
             assert (await resp.json())["pending"] == []
         async with fresh.get(me_path()) as resp:
             assert resp.status == 200
+
+
+async def test_stop_returns_after_the_handlers_of_hung_requests_ended() -> None:
+    # Issue 14 (smaller ones): stop() used to return while a hung request's handler was
+    # still pending, so its `finally` ran later, on a loop the caller may be closing.
+    emulator = Emulator(time_scale=0.01, rate_limit="off")
+    await emulator.start()
+    emulator.inject_fault("get_current_user", "hang", delay=30.0, count=3)
+    headers = {"Authorization": f"Bearer {emulator.token}"}
+    async with aiohttp.ClientSession(emulator.base_url, headers=headers) as session:
+
+        async def call() -> None:
+            async with session.get(me_path()) as resp:
+                await resp.read()
+
+        calls = [asyncio.create_task(call()) for _ in range(3)]
+        for _ in range(500):
+            if emulator.stats()["in_flight"] == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert emulator.stats()["in_flight"] == 3
+        await emulator.stop()
+        # Every handler has run its cleanup by the time stop() returns.
+        assert emulator.stats()["in_flight"] == 0
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, aiohttp.ClientError) for r in results), results

@@ -23,7 +23,8 @@ from ._cli import add_arguments, main, serve
 from ._emulator import DEFAULT_ORG_ID, Emulator
 from ._faults import FAULT_KINDS, FaultKind
 from ._quota import RateLimitMode
-from ._state import STATUS_WORDS, EmulatorState, StatusStyle
+from ._records import STATUS_WORDS, StatusStyle
+from ._state import EmulatorState
 from ._thread import EmulatorThread
 
 __all__ = [

@@ -6,29 +6,46 @@ draws from the emulator's random generator (reads must not change what later run
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
-
-import attrs
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
 
 from ..models import AgentRunLog
+from ._records import (
+    TERMINAL,
+    PullRequestRecord,
+    RepoRecord,
+    RunRecord,
+    SandboxRecord,
+    SetupFailure,
+    iso,
+)
 
-if TYPE_CHECKING:
-    from ._state import EmulatorState, RunRecord
+__all__ = [
+    "FAILURES",
+    "World",
+    "pr_title",
+    "run_logs",
+    "run_result",
+    "run_summary",
+    "sandbox_logs",
+]
 
-__all__ = ["SetupFailure", "pr_title", "run_logs", "run_result", "run_summary", "sandbox_logs"]
 
+class World(Protocol):
+    """What the words read of the emulator's state (``EmulatorState`` is one).
 
-@attrs.frozen
-class SetupFailure:
-    """What went wrong in a sandbox's setup: the failing command, its error, and the cure."""
+    A protocol rather than ``EmulatorState`` itself, so this module imports only the records
+    and the state can import it back without a cycle.
+    """
 
-    command: str
-    error: str
-    detail: tuple[str, ...]
-    cause: str
-    fix: str
-    fix_commands: tuple[str, ...]
-    exit_code: int = 1
+    @property
+    def sandboxes(self) -> Mapping[int, SandboxRecord]: ...
+    @property
+    def repos(self) -> Mapping[int, RepoRecord]: ...
+    @property
+    def pull_requests(self) -> Mapping[int, PullRequestRecord]: ...
+    def pull_request_url(self, pr: PullRequestRecord) -> str: ...
+    def run_result(self, run: RunRecord, status: str) -> str | None: ...
 
 
 FAILURES: Final[dict[str, SetupFailure]] = {
@@ -169,7 +186,7 @@ def pr_title(prompt: str) -> str:
     return _first_line(prompt, 60) or "Changes by Codegen"
 
 
-def _analysis(state: EmulatorState, run: RunRecord) -> str:
+def _analysis(state: World, run: RunRecord) -> str:
     box = state.sandboxes.get(run.sandbox_id) if run.sandbox_id is not None else None
     if box is None or box.failure is None:
         return "Analysis complete: no error found in the setup logs; no solution needed."
@@ -258,7 +275,7 @@ _SCRIPTS: Final[dict[str | None, tuple[str, ...]]] = {
 }
 
 
-def _setup_script(state: EmulatorState, run: RunRecord) -> str:
+def _setup_script(state: World, run: RunRecord) -> str:
     repo = state.repos.get(run.repo_id) if run.repo_id is not None else None
     name = repo.full_name if repo is not None else "the repository"
     language = repo.language if repo is not None else None
@@ -274,7 +291,7 @@ def _setup_script(state: EmulatorState, run: RunRecord) -> str:
     return "\n".join([*header, *body]) + "\n"
 
 
-def run_result(state: EmulatorState, run: RunRecord, status: str) -> str:
+def run_result(state: World, run: RunRecord, status: str) -> str:
     """The ``result`` of a finished run that nobody forced to an end."""
     if status == "completed":
         if run.kind == "analysis":
@@ -307,7 +324,7 @@ def run_result(state: EmulatorState, run: RunRecord, status: str) -> str:
     return "The agent stopped with an error: the model provider returned HTTP 529 (overloaded)."
 
 
-def run_summary(state: EmulatorState, run: RunRecord, status: str) -> str:
+def run_summary(state: World, run: RunRecord, status: str) -> str:
     """A one-line ``summary`` of a run that is no longer running."""
     if status == "paused":
         return "Waiting for your reply before continuing."
@@ -422,10 +439,8 @@ _STEPS: Final[dict[str, tuple[tuple[float, dict[str, Any]], ...]]] = {
 }
 
 
-def run_logs(state: EmulatorState, run: RunRecord, now: float) -> list[AgentRunLog]:
+def run_logs(state: World, run: RunRecord, now: float) -> list[AgentRunLog]:
     """Every log entry of ``run`` written by unix time ``now``, oldest first."""
-    from ._state import TERMINAL, iso
-
     status = run.status(now)
     end = run.forced_at if run.forced is not None and run.forced_at is not None else now
     logs: list[AgentRunLog] = []

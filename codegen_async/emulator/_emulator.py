@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from .._ratelimit import RateLimits
-from ._app import Runtime, build_app, inject_fault
+from ._app import build_app
 from ._faults import FaultKind
 from ._quota import RateLimitMode
+from ._records import EmulatorConfig, StatusStyle
+from ._runtime import Runtime, inject_fault
 from ._seed import seed_state
-from ._state import EmulatorConfig, EmulatorState, StatusStyle
+from ._state import EmulatorState
 
 if TYPE_CHECKING:
     from .._client import AsyncAgent
@@ -157,6 +159,9 @@ class Emulator:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+            # aiohttp cancels a handler that outlives the shutdown timeout without waiting
+            # for it; wait here, so nothing of this emulator still runs once stop() returns.
+            await self._runtime.drain()
 
     async def __aenter__(self) -> Emulator:
         await self.start()

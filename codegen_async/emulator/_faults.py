@@ -10,20 +10,31 @@ Kinds:
 - ``non_json``: 200 with a ``text/plain`` body that is not JSON.
 - ``html``: an error status (502 unless given) with a proxy's HTML page.
 - ``wrong_shape``: act, then answer 200 JSON that violates the response schema.
+
+:func:`apply` answers a request as its fault says; each kind is one small function, in one
+of two tables: the kinds that answer *instead of* the operation, and the kinds that let it
+act and then spoil its answer (``hang`` only delays it). The request handler knows nothing
+of the kinds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, get_args
 
 import attrs
 from aiohttp import web
 
 from . import _errors
+from ._responses import Reply, reply
+from ._stats import Stats
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultBook", "FaultKind"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultBook", "FaultKind", "apply"]
+
+Response = web.StreamResponse
 
 FaultKind = Literal[
     "status",
@@ -36,8 +47,6 @@ FaultKind = Literal[
     "wrong_shape",
 ]
 FAULT_KINDS: Final[frozenset[str]] = frozenset(get_args(FaultKind))
-# Kinds applied after the operation has run; the others replace it.
-AFTER_ACTION: Final = frozenset({"drop_after_action", "wrong_shape", "truncate"})
 DEFAULT_HANG: Final = 60.0
 
 _MESSAGES: Final = {
@@ -160,7 +169,7 @@ def format_header_seconds(value: float | str) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
 
 
-def status_reply(operation: str, fault: Fault) -> tuple[int, Any, dict[str, str]]:
+def _status_reply(operation: str, fault: Fault) -> Reply:
     """Status, body and headers of a ``status`` fault."""
     status = fault.status
     message = (
@@ -182,16 +191,32 @@ def status_reply(operation: str, fault: Fault) -> tuple[int, Any, dict[str, str]
     return status, body, headers
 
 
-def html_response(status: int) -> web.Response:
-    reason = _MESSAGES.get(status, "Error").capitalize()
+def _drop(request: web.Request, stats: Stats) -> web.Response:
+    """Close the connection; the response returned is never sent."""
+    stats.connection_dropped()
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return web.Response(status=200)
+
+
+# --- the kinds that answer instead of the operation -------------------------------------
+async def _status(fault: Fault, operation: str, request: web.Request, stats: Stats) -> Response:
+    return reply(stats, *_status_reply(operation, fault))
+
+
+async def _html(fault: Fault, operation: str, request: web.Request, stats: Stats) -> Response:
+    stats.answered(fault.status)
+    reason = _MESSAGES.get(fault.status, "Error").capitalize()
     return web.Response(
-        status=status,
-        text=_HTML.format(status=status, reason=reason.title()),
+        status=fault.status,
+        text=_HTML.format(status=fault.status, reason=reason.title()),
         content_type="text/html",
     )
 
 
-def non_json_response() -> web.Response:
+async def _non_json(fault: Fault, operation: str, request: web.Request, stats: Stats) -> Response:
+    stats.answered(200)
     return web.Response(
         status=200,
         text="upstream connect error or disconnect/reset before headers. reset reason: overflow",
@@ -199,16 +224,22 @@ def non_json_response() -> web.Response:
     )
 
 
-def drop(request: web.Request) -> web.Response:
-    """Close the connection; the response returned is never sent."""
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-    return web.Response(status=200)
+async def _drop_before_action(
+    fault: Fault, operation: str, request: web.Request, stats: Stats
+) -> Response:
+    await request.read()
+    return _drop(request, stats)
 
 
-async def truncated(request: web.Request, status: int, payload: Any) -> web.StreamResponse:
+# --- the kinds that let the operation act, then spoil its answer ------------------------
+async def _drop_after_action(request: web.Request, stats: Stats, answer: Reply) -> Response:
+    return _drop(request, stats)
+
+
+async def _truncate(request: web.Request, stats: Stats, answer: Reply) -> Response:
     """Send half of the body under a ``Content-Length`` that promises all of it, then close."""
+    status, payload, _ = answer
+    stats.answered(status)
     body = json.dumps(payload).encode()
     response = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
     response.content_length = len(body) + 64
@@ -218,6 +249,51 @@ async def truncated(request: web.Request, status: int, payload: Any) -> web.Stre
     if transport is not None:
         transport.close()
     return response
+
+
+async def _wrong_shape(request: web.Request, stats: Stats, answer: Reply) -> Response:
+    status, payload, headers = answer
+    if status == 200:
+        payload = corrupt(payload)
+    return reply(stats, status, payload, headers)
+
+
+_INSTEAD: Final[dict[str, Callable[[Fault, str, web.Request, Stats], Awaitable[Response]]]] = {
+    "status": _status,
+    "html": _html,
+    "non_json": _non_json,
+    "drop_before_action": _drop_before_action,
+}
+_AFTER: Final[dict[str, Callable[[web.Request, Stats, Reply], Awaitable[Response]]]] = {
+    "drop_after_action": _drop_after_action,
+    "truncate": _truncate,
+    "wrong_shape": _wrong_shape,
+}
+
+
+async def apply(
+    fault: Fault,
+    operation: str,
+    request: web.Request,
+    process: Callable[[web.Request], Awaitable[Reply]],
+    stats: Stats,
+) -> Response:
+    """Answer a request of ``operation`` as ``fault`` says.
+
+    ``process`` is the normal pipeline (auth, quota, validation, the operation); the kinds in
+    ``_INSTEAD`` never call it, ``hang`` delays it, those in ``_AFTER`` spoil what it answers.
+    """
+    kind = fault.kind
+    instead = _INSTEAD.get(kind)
+    if instead is not None:
+        return await instead(fault, operation, request, stats)
+    if kind == "hang":
+        await asyncio.sleep(DEFAULT_HANG if fault.delay is None else fault.delay)
+    answer = await process(request)
+    after = _AFTER.get(kind)
+    if after is not None:
+        return await after(request, stats, answer)
+    return reply(stats, *answer)
 
 
 _CORRUPT_KEYS: Final = (

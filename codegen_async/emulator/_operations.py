@@ -36,7 +36,8 @@ from ._errors import (
     USER_NOT_FOUND,
     ApiError,
 )
-from ._state import SLACK_TOKEN_MINUTES, TERMINAL, WEB_URL, EmulatorState, OrgRecord, RepoRecord
+from ._records import SLACK_TOKEN_MINUTES, TERMINAL, WEB_URL, OrgRecord, RepoRecord
+from ._state import EmulatorState
 
 __all__ = ["OPERATIONS", "Call", "Operation"]
 

@@ -19,7 +19,8 @@ from typing import Final
 
 from ..models import CheckSuiteSettings, IntegrationStatus, OAuthProvider, OrganizationSettings
 from . import _content
-from ._state import EmulatorState, OrgRecord, RepoRecord, RunRecord, SandboxRecord, UserRecord
+from ._records import OrgRecord, RepoRecord, RunRecord, SandboxRecord, UserRecord
+from ._state import EmulatorState
 
 __all__ = ["FIRST_USER_ID", "REPO_IDS", "seed_state"]
 

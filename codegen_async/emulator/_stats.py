@@ -37,6 +37,30 @@ class Stats:
         self.max_in_flight = 0
         self.started = time.monotonic()
 
+    # --- what the request handlers count ---------------------------------------------------
+    def request_started(self, route: str) -> None:
+        self.requests[route] += 1
+        self.in_flight += 1
+        if self.in_flight > self.max_in_flight:
+            self.max_in_flight = self.in_flight
+
+    def request_ended(self) -> None:
+        self.in_flight -= 1
+
+    def answered(self, status: int) -> None:
+        self.responses[status] = self.responses.get(status, 0) + 1
+
+    def refused(self, route: str) -> None:
+        """A request refused by the server-side quota (429)."""
+        self.rate_limited += 1
+        self.rate_limited_by_route[route] = self.rate_limited_by_route.get(route, 0) + 1
+
+    def run_created(self, operation: str) -> None:
+        self.runs_created[operation] = self.runs_created.get(operation, 0) + 1
+
+    def connection_dropped(self) -> None:
+        self.dropped += 1
+
     def reset(self) -> None:
         """Zero every counter (``max_in_flight`` restarts from the requests in flight)."""
         for route in self.requests:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from ._emulator import Emulator
 from ._faults import FaultKind
 from ._quota import RateLimitMode
-from ._state import StatusStyle
+from ._records import StatusStyle
 
 __all__ = ["EmulatorThread"]
 
