@@ -1,4 +1,11 @@
-"""Retry decisions as small pure functions, kept apart from the I/O loop that uses them."""
+"""Retry decisions as small pure functions, kept apart from the I/O loop that uses them.
+
+The transport's loop asks one question after a failed attempt, :func:`may_retry`, with
+what became of the attempt: an HTTP status, or :data:`NOT_SENT` (no connection was made,
+so the server cannot have acted) or :data:`NO_ANSWER` (sent, but no complete answer: the
+server may have acted). How long to wait is :func:`backoff_delay`'s answer, and a server's
+hint is read by :func:`parse_retry_after`. Nothing here does I/O or keeps state.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +17,24 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 
 __all__ = [
+    "NOT_SENT",
+    "NO_ANSWER",
     "RETRYABLE_STATUSES",
     "backoff_delay",
+    "may_retry",
     "parse_retry_after",
-    "should_retry_status",
 ]
 
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 BASE_DELAY: Final = 0.5
 MAX_DELAY: Final = 8.0
 MAX_RETRY_AFTER: Final = 300.0
+
+# What became of an attempt that got no HTTP status (statuses are 100..599).
+NOT_SENT: Final = -1
+"""No connection was made: the server never saw the request."""
+NO_ANSWER: Final = 0
+"""The request may have been sent, but no complete answer came (timeout, reset)."""
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -75,12 +90,21 @@ def backoff_delay(
     return r.uniform(0, ceiling)
 
 
-def should_retry_status(status: int, *, idempotent: bool) -> bool:
-    """Whether an answer with this status may be retried.
+def may_retry(outcome: int, *, idempotent: bool, attempt: int, max_retries: int) -> bool:
+    """Whether a failed attempt may be tried again: the one retry rule of the client.
 
-    A 429 means the server refused before acting, so even creating calls are retried; any
-    other status may come after the server acted, so only idempotent calls are retried.
+    Args:
+        outcome: The answer's HTTP status, or :data:`NOT_SENT` / :data:`NO_ANSWER`.
+        idempotent: Whether repeating the operation cannot do anything twice.
+        attempt: Retries made so far (0 after the first attempt).
+        max_retries: Retries allowed.
+
+    A request the server cannot have acted on (never sent, or refused with 429 before
+    acting) may be repeated whatever it does; any other failure may come after the server
+    acted, so only idempotent operations are repeated (after no answer, 408, 5xx).
     """
-    if status == 429:
+    if attempt >= max_retries:
+        return False
+    if outcome == NOT_SENT or outcome == 429:
         return True
-    return idempotent and status in RETRYABLE_STATUSES
+    return idempotent and (outcome == NO_ANSWER or outcome in RETRYABLE_STATUSES)

@@ -1,8 +1,11 @@
 """Sending one operation: session, rate limit, retries, and error translation.
 
-This is the only module that touches aiohttp on the client side. Foreign exceptions are
-translated into the SDK's own at one place (:func:`_send_once`), and retry decisions come
-from the pure functions of ``_retry``.
+This is the only module that touches aiohttp on the client side. :meth:`Transport.request`
+reads as its loop does: acquire a slot of the route's quota -> send one attempt -> release
+the slot -> decide. Foreign exceptions are translated into the SDK's own at one place
+(:func:`_send_once`, which returns a failed attempt as an :class:`_Answer` carrying its
+error rather than raising it), and the decision whether to try again is the one pure
+function ``_retry.may_retry``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
 from ._ratelimit import REGISTRY, Limiter, RateLimits
-from ._retry import backoff_delay, parse_retry_after, should_retry_status
+from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -58,18 +61,18 @@ class TransportStats:
 
 @attrs.define  # not frozen: a frozen attrs __init__ costs twice as much, on every call
 class _Answer:
+    """What one attempt brought back: an HTTP answer, or (``error`` set) none.
+
+    Without an answer, ``status`` is ``_retry.NOT_SENT`` or ``_retry.NO_ANSWER``.
+    """
+
     status: int
     headers: Mapping[str, str]
     body: bytes
+    error: APIConnectionError | None = None
 
 
-class _Retryable(Exception):
-    """Internal: a failed attempt that may be retried, with the error to raise if not."""
-
-    def __init__(self, error: Exception, *, safe_for_all: bool, retry_after: float | None) -> None:
-        self.error = error
-        self.safe_for_all = safe_for_all
-        self.retry_after = retry_after
+_NO_HEADERS: Final[Mapping[str, str]] = {}
 
 
 def _client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
@@ -197,7 +200,6 @@ class Transport:
         headers = self._headers if data is None else self._json_headers
         client_timeout = self._default_timeout if timeout is None else _client_timeout(timeout)
         limiter = self._limiter(endpoint)
-        method = endpoint.method
         attempt = 0
         while True:
             if limiter is not None:
@@ -207,46 +209,63 @@ class Transport:
                     self.stats.rate_limit_waits += 1
             self.stats.requests += 1
             try:
-                try:
-                    answer = await _send_once(
-                        session, method, url, params, data, headers, client_timeout
-                    )
-                finally:
-                    if limiter is not None:
-                        # The slot's window starts once the answer is in (or the attempt
-                        # failed): the server has surely counted the request by then.
-                        limiter.release()
-                if answer.status >= 400:
-                    raise self._status_error(endpoint, url, answer)
-                return self._parse(endpoint, url, answer)
-            except _Retryable as failure:
-                if isinstance(failure.error, RateLimitError):
-                    self.stats.rate_limited += 1
-                    if limiter is not None:
-                        quota = self.rate_limits.for_endpoint(endpoint)
-                        pause = failure.retry_after
-                        if pause is None and quota is not None:
-                            pause = quota.window
-                        limiter.penalize(pause or 0.0)
-                may_retry = failure.safe_for_all or endpoint.idempotent
-                if not may_retry or attempt >= self.config.max_retries:
-                    raise failure.error from None
-                if isinstance(failure.error, RateLimitError) and limiter is not None:
-                    delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
-                else:
-                    delay = backoff_delay(attempt, retry_after=failure.retry_after, rng=self._rng)
-                log.info(
-                    "%s %s failed (%s); retry %d of %d in %.2fs",
-                    method,
-                    url,
-                    failure.error.__class__.__name__,
-                    attempt + 1,
-                    self.config.max_retries,
-                    delay,
+                answer = await _send_once(
+                    session, endpoint.method, url, params, data, headers, client_timeout
                 )
-                attempt += 1
-                self.stats.retries += 1
-                await asyncio.sleep(delay)
+            finally:
+                if limiter is not None:
+                    # The slot's window starts once the answer is in (or the attempt
+                    # failed): the server has surely counted the request by then.
+                    limiter.release()
+            if answer.error is None and answer.status < 400:
+                return self._parse(endpoint, url, answer)
+            error, retry_after = self._failure(endpoint, url, answer, limiter)
+            if not may_retry(
+                answer.status,
+                idempotent=endpoint.idempotent,
+                attempt=attempt,
+                max_retries=self.config.max_retries,
+            ):
+                raise error
+            if answer.status == 429 and limiter is not None:
+                delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
+            else:
+                delay = backoff_delay(attempt, retry_after=retry_after, rng=self._rng)
+            attempt += 1
+            self.stats.retries += 1
+            log.info(
+                "%s %s failed (%s); retry %d of %d in %.2fs",
+                endpoint.method,
+                url,
+                error.__class__.__name__,
+                attempt,
+                self.config.max_retries,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    def _failure(
+        self, endpoint: Endpoint, url: str, answer: _Answer, limiter: Limiter | None
+    ) -> tuple[Exception, float | None]:
+        """The typed error of a failed attempt and the server's hint of when to come back.
+
+        A 429 also pauses the route's limiter for everyone, for the hinted time (else a
+        whole quota window).
+        """
+        if answer.error is not None:
+            return answer.error, None
+        error = build_status_error(endpoint.method, url, answer.status, answer.headers, answer.body)
+        if isinstance(error, RateLimitError):
+            self.stats.rate_limited += 1
+            retry_after = error.retry_after  # already read from the headers
+            if limiter is not None:
+                quota = self.rate_limits.for_endpoint(endpoint)
+                pause = retry_after
+                if pause is None and quota is not None:
+                    pause = quota.window
+                limiter.penalize(pause or 0.0)
+            return error, retry_after
+        return error, parse_retry_after(answer.headers)
 
     def _parse(self, endpoint: Endpoint, url: str, answer: _Answer) -> Any:
         try:
@@ -275,16 +294,6 @@ class Transport:
                 body=payload,
             ) from None
 
-    def _status_error(self, endpoint: Endpoint, url: str, answer: _Answer) -> Exception:
-        error = build_status_error(endpoint.method, url, answer.status, answer.headers, answer.body)
-        if should_retry_status(answer.status, idempotent=True):
-            if isinstance(error, RateLimitError):
-                retry_after = error.retry_after  # already read from the headers
-            else:
-                retry_after = parse_retry_after(answer.headers)
-            return _Retryable(error, safe_for_all=answer.status == 429, retry_after=retry_after)
-        return error
-
 
 def _loads(body: bytes) -> Any:
     """``json.loads(body)``, a little faster for the usual UTF-8 body.
@@ -312,7 +321,7 @@ async def _send_once(
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
 ) -> _Answer:
-    """One HTTP exchange; aiohttp's exceptions become the SDK's, marked retryable or not."""
+    """One HTTP exchange; aiohttp's exceptions become the SDK's, returned in the answer."""
     debug = log.isEnabledFor(logging.DEBUG)
     started = time.perf_counter() if debug else 0.0
     try:
@@ -323,33 +332,24 @@ async def _send_once(
             answer = _Answer(resp.status, resp.headers, body)
     except aiohttp.ClientConnectorError as exc:
         # No connection was made, so the server cannot have acted: safe to retry anything.
-        raise _Retryable(
-            APIConnectionError(
-                f"cannot connect to {exc.host}:{exc.port} ({exc.os_error or exc})",
-                method=method,
-                url=url,
-            ),
-            safe_for_all=True,
-            retry_after=None,
-        ) from None
+        error = APIConnectionError(
+            f"cannot connect to {exc.host}:{exc.port} ({exc.os_error or exc})",
+            method=method,
+            url=url,
+        )
+        return _Answer(NOT_SENT, _NO_HEADERS, b"", error)
     except asyncio.TimeoutError:
-        raise _Retryable(
-            APITimeoutError(
-                f"{method} {url} got no answer within {timeout.total or timeout.connect}s",
-                method=method,
-                url=url,
-            ),
-            safe_for_all=False,
-            retry_after=None,
-        ) from None
+        error = APITimeoutError(
+            f"{method} {url} got no answer within {timeout.total or timeout.connect}s",
+            method=method,
+            url=url,
+        )
+        return _Answer(NO_ANSWER, _NO_HEADERS, b"", error)
     except aiohttp.ClientError as exc:
-        raise _Retryable(
-            APIConnectionError(
-                f"{method} {url} failed: {exc.__class__.__name__}: {exc}", method=method, url=url
-            ),
-            safe_for_all=False,
-            retry_after=None,
-        ) from None
+        error = APIConnectionError(
+            f"{method} {url} failed: {exc.__class__.__name__}: {exc}", method=method, url=url
+        )
+        return _Answer(NO_ANSWER, _NO_HEADERS, b"", error)
     if debug:
         log.debug(
             "%s %s -> %d (%.1f ms)",

@@ -29,7 +29,13 @@ from codegen_async import (
     RateLimits,
     UnprocessableEntityError,
 )
-from codegen_async._retry import backoff_delay, parse_retry_after, should_retry_status
+from codegen_async._retry import (
+    NO_ANSWER,
+    NOT_SENT,
+    backoff_delay,
+    may_retry,
+    parse_retry_after,
+)
 
 from .conftest import BASE, ORG, TOKEN
 
@@ -298,8 +304,21 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
 
 
 def test_retry_policy() -> None:
-    assert should_retry_status(429, idempotent=False)
-    assert not should_retry_status(503, idempotent=False)
-    assert should_retry_status(503, idempotent=True)
-    assert not should_retry_status(404, idempotent=True)
-    assert not should_retry_status(400, idempotent=True)
+    def retry(outcome: int, idempotent: bool, attempt: int = 0) -> bool:
+        return may_retry(outcome, idempotent=idempotent, attempt=attempt, max_retries=2)
+
+    # The server cannot have acted: anything may be repeated.
+    assert retry(429, idempotent=False)
+    assert retry(NOT_SENT, idempotent=False)
+    # It may have acted: only what is safe to repeat.
+    assert not retry(503, idempotent=False)
+    assert not retry(NO_ANSWER, idempotent=False)
+    assert retry(503, idempotent=True)
+    assert retry(NO_ANSWER, idempotent=True)
+    assert retry(408, idempotent=True)
+    # Never for an answer that repeating cannot change, nor past the allowed retries.
+    assert not retry(404, idempotent=True)
+    assert not retry(400, idempotent=True)
+    assert not retry(501, idempotent=True)
+    assert not retry(429, idempotent=True, attempt=2)
+    assert not retry(NOT_SENT, idempotent=True, attempt=2)
