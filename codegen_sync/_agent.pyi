@@ -7,10 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from codegen_async._client import TimeoutArg
-from codegen_async._config import Timeout
-from codegen_async._ratelimit import RateLimits
-from codegen_async._transport import TransportStats
+from codegen_async import RateLimits, Timeout, TransportStats
 from codegen_async.models import (
     AgentRun,
     AgentRunLog,
@@ -102,11 +99,11 @@ class Agent:
     def stats(self) -> TransportStats:
         """Requests sent, retries, 429s received, and seconds spent waiting for quota."""
 
-    def get_current_user(self, *, timeout: TimeoutArg = None) -> User:
+    def get_current_user(self, *, timeout: float | Timeout | None = None) -> User:
         """Get the user the API token belongs to (``GET /v1/users/me``)."""
 
     def get_user(
-        self, user_id: int, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self, user_id: int, org_id: int | None = None, *, timeout: float | Timeout | None = None
     ) -> User:
         """Get one user of an organization.
 
@@ -121,7 +118,7 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> Page[User]:
         """Get one page of an organization's users (``limit`` from 1 to 100)."""
 
@@ -138,7 +135,7 @@ class Agent:
         model: str | None = None,
         agent_type: AgentType | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> AgentRun:
         """Start an agent run (quota: 10 a minute).
 
@@ -158,7 +155,11 @@ class Agent:
         """
 
     def get_run(
-        self, agent_run_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+        self,
+        agent_run_id: int,
+        *,
+        org_id: int | None = None,
+        timeout: float | Timeout | None = None,
     ) -> AgentRun:
         """Get an agent run's status and result."""
 
@@ -170,7 +171,7 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> Page[AgentRun]:
         """Get one page of an organization's agent runs, newest first.
 
@@ -196,7 +197,7 @@ class Agent:
         *,
         images: Sequence[str] | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> AgentRun:
         """Resume a paused agent run with a new prompt."""
 
@@ -207,7 +208,7 @@ class Agent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> Any:
         """Ban all checks of the run's pull request and stop its agents."""
 
@@ -218,7 +219,7 @@ class Agent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> Any:
         """Lift a ban on the run's pull request checks."""
 
@@ -229,7 +230,7 @@ class Agent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> Any:
         """Remove Codegen from the run's pull request (same effect as banning its checks)."""
 
@@ -241,7 +242,7 @@ class Agent:
         limit: int = 100,
         reverse: bool = False,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> AgentRunWithLogs:
         """Get an agent run with one page of its logs (alpha API; quota 60 a minute)."""
 
@@ -256,7 +257,7 @@ class Agent:
         """Iterate over every log entry of an agent run, in order, across pages."""
 
     def analyze_sandbox_logs(
-        self, sandbox_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+        self, sandbox_id: int, *, org_id: int | None = None, timeout: float | Timeout | None = None
     ) -> AnalyzeLogsResponse:
         """Start an agent that analyses a sandbox's setup logs (quota: 5 a minute).
 
@@ -274,7 +275,7 @@ class Agent:
         trigger_source: str = "setup-commands",
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> SetupCommandsResponse:
         """Start an agent that writes setup commands for a repository (quota: 5 a minute).
 
@@ -283,7 +284,7 @@ class Agent:
         """
 
     def generate_slack_connect_token(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
     ) -> SlackConnectToken:
         """Generate a single-use token that links a Slack account; it expires in 10 minutes.
 
@@ -291,7 +292,7 @@ class Agent:
         """
 
     def get_organizations(
-        self, skip: int = 0, limit: int = 100, *, timeout: TimeoutArg = None
+        self, skip: int = 0, limit: int = 100, *, timeout: float | Timeout | None = None
     ) -> Page[Organization]:
         """Get one page of the organizations the token's user belongs to."""
 
@@ -304,7 +305,7 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> Page[Repository]:
         """Get one page of an organization's repositories."""
 
@@ -314,12 +315,12 @@ class Agent:
         """Iterate over every repository of an organization."""
 
     def get_integrations(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
     ) -> OrganizationIntegrations:
         """Get the status of every integration of an organization."""
 
     def get_check_suite_settings(
-        self, repo_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+        self, repo_id: int, *, org_id: int | None = None, timeout: float | Timeout | None = None
     ) -> CheckSuiteSettings:
         """Get a repository's check-suite settings."""
 
@@ -329,7 +330,7 @@ class Agent:
         settings: CheckSuiteSettingsUpdate,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> dict[str, Any]:
         """Update a repository's check-suite settings; fields left ``None`` are unchanged."""
 
@@ -340,7 +341,7 @@ class Agent:
         state: PullRequestState,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> EditPullRequestResult:
         """Move a pull request to ``open``, ``closed``, ``draft`` or ``ready_for_review``."""
 
@@ -350,23 +351,25 @@ class Agent:
         state: PullRequestState,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
+        timeout: float | Timeout | None = None,
     ) -> EditPullRequestResult:
         """Move a pull request to a new state, by pull request id alone."""
 
-    def get_cli_rules(self, org_id: int | None = None, *, timeout: TimeoutArg = None) -> CliRules:
+    def get_cli_rules(
+        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
+    ) -> CliRules:
         """Get organization rules and the user's custom prompt for CLI agents."""
 
-    def get_mcp_providers(self, *, timeout: TimeoutArg = None) -> list[OAuthProvider]:
+    def get_mcp_providers(self, *, timeout: float | Timeout | None = None) -> list[OAuthProvider]:
         """List the MCP providers."""
 
     def get_oauth_token_status(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
     ) -> Any:
         """The providers with an active OAuth token for the user and organization (raw JSON)."""
 
     def revoke_oauth_token(
-        self, provider: str, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self, provider: str, org_id: int | None = None, *, timeout: float | Timeout | None = None
     ) -> Any:
         """Revoke the user's OAuth tokens for ``provider`` in the organization (raw JSON)."""
 

@@ -3,7 +3,8 @@
 ``class Agent(SyncClient, wraps=AsyncAgent)`` is the whole definition of the blocking client:
 :meth:`SyncClient.__init_subclass__` walks the public members of the async class and gives
 the subclass a blocking twin of each, so a method added to ``AsyncAgent`` appears on
-``Agent`` with no edit here.
+``Agent`` with no edit here. What each member becomes is decided by the rules table of
+``_rules`` (which the stub generator reads too); this module builds the twins:
 
 - ``async def f(...) -> T`` becomes ``def f(...) -> T``: the coroutine is created in the
   calling thread (so wrong arguments raise there, at once) and run on the portal's loop.
@@ -29,14 +30,15 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from codegen_async._config import redact
 
 from ._annotations import SYNC_NAMES, sync_annotation
 from ._portal import Portal, current_portal, get_portal
+from ._rules import Twin, wrapped_members
 
-__all__ = ["SyncClient", "SyncContextManager", "SyncIterator", "public_members", "to_sync"]
+__all__ = ["SyncClient", "SyncContextManager", "SyncIterator", "to_sync"]
 
 T = TypeVar("T")
 
@@ -332,22 +334,6 @@ _C = TypeVar("_C", bound=SyncClient)
 
 
 # --- derivation ------------------------------------------------------------------------------
-def public_members(cls: type[Any]) -> dict[str, Any]:
-    """The public attributes defined by ``cls`` and its bases (not ``object``), unbound."""
-    members: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object:
-            continue
-        for name, value in vars(klass).items():
-            if not name.startswith("_"):
-                members[name] = value
-    return members
-
-
-# Members of the async class replaced by the blocking client's own.
-_REPLACED = frozenset({"aclose"})
-
-
 class _Evaluator:
     """Evaluates one module's annotation texts (each distinct text once)."""
 
@@ -402,27 +388,36 @@ def _describe(
     method.__wrapped__ = fn  # type: ignore[attr-defined]
 
 
-def _blocking_method(fn: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.isasyncgenfunction(fn):
+def _iterating(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def iterate(self: SyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        portal, client = self._bound()
+        return SyncIterator(portal, fn(client, *args, **kwargs))
 
-        def iterate(self: SyncClient, /, *args: Any, **kwargs: Any) -> Any:
-            portal, client = self._bound()
-            return SyncIterator(portal, fn(client, *args, **kwargs))
+    return iterate
 
-        return iterate
-    if inspect.iscoroutinefunction(fn):
 
-        def call(self: SyncClient, /, *args: Any, **kwargs: Any) -> Any:
-            portal, client = self._bound()
-            return to_sync(portal, portal.call(fn(client, *args, **kwargs)))
+def _calling(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(self: SyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        portal, client = self._bound()
+        return to_sync(portal, portal.call(fn(client, *args, **kwargs)))
 
-        return call
+    return call
 
+
+def _invoking(fn: Callable[..., Any]) -> Callable[..., Any]:
     def invoke(self: SyncClient, /, *args: Any, **kwargs: Any) -> Any:
         portal, client = self._bound()
         return to_sync(portal, portal.call(_invoke(fn, client, args, kwargs)))
 
     return invoke
+
+
+# How each method twin of the rules table is built.
+_METHOD_MAKERS: Final[dict[Twin, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
+    Twin.ITERATE: _iterating,
+    Twin.CALL: _calling,
+    Twin.INVOKE: _invoking,
+}
 
 
 def _forwarded_property(name: str, prop: property) -> property:
@@ -449,16 +444,15 @@ def _derive(cls: type[SyncClient], async_cls: type[Any]) -> None:
     _describe(__init__, cls, "__init__", async_cls.__init__)
     setattr(cls, "__init__", __init__)  # noqa: B010 - mypy rejects assigning a method
 
-    for name, member in public_members(async_cls).items():
-        if name in _REPLACED or name in vars(cls):
-            continue  # the blocking client's own (close) or the subclass's override
-        if isinstance(member, property):
+    for name, member, twin in wrapped_members(async_cls):
+        if name in vars(cls):
+            continue  # the subclass's own override
+        if twin is Twin.PROPERTY:
             setattr(cls, name, _forwarded_property(name, member))
-        elif inspect.isfunction(member):
-            method = _blocking_method(member)
+        elif twin in _METHOD_MAKERS:
+            method = _METHOD_MAKERS[twin](member)
             _describe(method, cls, name, member)
             setattr(cls, name, method)
-        elif isinstance(member, (staticmethod, classmethod)):
-            continue  # nothing needs the loop; none exists today (the twin test would say)
-        else:
-            setattr(cls, name, member)  # a constant
+        elif twin is Twin.CONSTANT:
+            setattr(cls, name, member)
+        # REPLACED and OMITTED: nothing to add

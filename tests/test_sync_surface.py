@@ -6,6 +6,7 @@ mypy on small user scripts.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
 import os
@@ -21,10 +22,11 @@ import pytest
 import codegen_async
 import codegen_sync
 from codegen_async import AsyncAgent
-from codegen_sync import Agent
+from codegen_sync import Agent, _rules
 from codegen_sync._annotations import names_in, sync_annotation
+from codegen_sync._rules import Twin, public_members, wrapped_members
 from codegen_sync._stubgen import STUB_PATH, render, render_raw
-from codegen_sync._wrap import SyncClient, SyncIterator, public_members
+from codegen_sync._wrap import SyncClient, SyncIterator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -249,6 +251,53 @@ def test_stubgen_renders_any_derived_class() -> None:
     assert "def doubled(self) -> int:" in text
     assert "from collections.abc import Iterator" in text
     assert "def session(self, name: str) -> AbstractContextManager[str]:" in text
+
+
+def test_wrapper_and_stub_read_one_rules_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Kinds(_Toy):
+        LIMIT = 3
+
+        @staticmethod
+        def helper() -> int:
+            return 1
+
+    twins = {name: twin for name, _, twin in wrapped_members(Kinds)}
+    assert twins["aclose"] is Twin.REPLACED
+    assert twins["doubled"] is Twin.PROPERTY
+    assert twins["helper"] is Twin.OMITTED
+    assert twins["count"] is Twin.ITERATE
+    assert twins["add"] is Twin.CALL
+    assert twins["session"] is Twin.INVOKE and twins["count_lazily"] is Twin.INVOKE
+    assert twins["LIMIT"] is Twin.CONSTANT
+    # One table: a rule changed there changes the wrapper and the stub alike.
+    monkeypatch.setattr(_rules, "REPLACED", frozenset({"aclose", "fail"}))
+
+    class KindsSync(SyncClient, wraps=Kinds):
+        pass
+
+    text = render_raw(KindsSync)
+    assert not hasattr(KindsSync, "fail") and "def fail(" not in text
+    assert not hasattr(KindsSync, "helper") and "def helper(" not in text
+    assert KindsSync.LIMIT == 3 and "    LIMIT: int\n" in text
+    assert hasattr(KindsSync, "add") and "def add(" in text
+    assert "def aclose(" not in text and "def close(self) -> None:" in text
+
+
+def test_stub_imports_public_names_only() -> None:
+    tree = ast.parse(STUB_PATH.read_text(encoding="utf-8"))
+    imported = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert imported
+    for node in imported:
+        modules = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+        )
+        for module in modules:
+            assert not any(part.startswith("_") for part in module.split(".")), module
+    text = STUB_PATH.read_text(encoding="utf-8")
+    assert "TimeoutArg" not in text  # a private alias of _client, written out instead
+    assert "timeout: float | Timeout | None = None" in text
 
 
 # --- annotations -----------------------------------------------------------------------------
