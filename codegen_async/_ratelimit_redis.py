@@ -251,8 +251,12 @@ class RedisBackend:
     @staticmethod
     async def _close(state: _LoopClient) -> None:
         state.closed = True
-        while state.tasks:
-            await asyncio.gather(*list(state.tasks), return_exceptions=True)
+        # Wait only for calls not yet done: a finished task leaves ``tasks`` in a done
+        # callback that needs one more turn of the loop, and since Python 3.12 awaiting
+        # ``gather`` of finished tasks does not yield to the loop, so looping on
+        # ``while state.tasks`` would spin forever without that callback ever running.
+        while pending := [task for task in state.tasks if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
         await state.client.aclose()
 
 

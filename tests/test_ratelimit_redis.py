@@ -378,6 +378,47 @@ async def test_clients_close_their_redis_connections(redis_url: str) -> None:
         await REGISTRY.aclose()
 
 
+_CLOSE_AFTER_A_FINISHED_CALL = """
+import asyncio
+from codegen_async._ratelimit_redis import RedisBackend
+
+async def main():
+    backend = RedisBackend("redis://127.0.0.1:1/0")  # never connected: nothing to reach
+    backend.attach()
+    state = backend.state()
+    answered = asyncio.get_running_loop().create_future()
+
+    async def call():  # a background call that wakes its caller as it ends
+        answered.set_result(None)
+
+    state.spawn(call())
+    await answered
+    # The call has finished, and its done callback (which drops it from the tracked
+    # set) is queued behind this task: detach must still return.
+    await backend.detach()
+    print("closed")
+
+asyncio.run(main())
+"""
+
+
+def test_close_returns_while_a_finished_call_is_still_tracked() -> None:
+    # Python 3.12+: awaiting gather() of finished tasks does not yield to the loop, so a
+    # close loop waiting "while tasks" spun forever (issue 12, the 3.13 hang). Run in a
+    # child process: a loop that never yields cannot be stopped by a timeout inside it.
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CLOSE_AFTER_A_FINISHED_CALL],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("RedisBackend.detach() never returned (it spins on a finished task)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "closed"
+
+
 async def test_environment_variable_selects_redis(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
