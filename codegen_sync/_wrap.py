@@ -32,8 +32,6 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
 
-from codegen_async._config import redact
-
 from ._annotations import SYNC_NAMES, sync_annotation
 from ._portal import Portal, current_portal, get_portal
 from ._rules import Twin, wrapped_members
@@ -192,6 +190,22 @@ async def _invoke(
 
 
 # --- one client's state ----------------------------------------------------------------------
+class _Arguments:
+    """The async client's arguments, kept to build it again after a fork.
+
+    No repr shows them (they hold the token), so neither does a traceback's locals.
+    """
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return "<arguments hidden>"
+
+
 class _State:
     """What a blocking client holds; kept apart from it so that its finalizer can use it.
 
@@ -200,15 +214,14 @@ class _State:
     async client for the child's own loop.
     """
 
-    __slots__ = ("args", "client", "closed", "factory", "kwargs", "name", "portal")
+    __slots__ = ("arguments", "client", "closed", "factory", "name", "portal")
 
     def __init__(
         self, name: str, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         self.name = name
         self.factory = factory
-        # Kept to rebuild the client after fork: hide the token from tracebacks' locals.
-        self.args, self.kwargs = _redact_token(factory, args, kwargs)
+        self.arguments = _Arguments(args, kwargs)
         self.client: Any = factory(*args, **kwargs)  # checks the settings now, in the caller
         self.portal: Portal | None = None
         self.closed = False
@@ -221,22 +234,11 @@ class _State:
                 if self.portal is not None:
                     # First use after os.fork(): the client we hold belongs to the parent's
                     # loop (which the parent keeps using); build one for this process.
-                    self.client = self.factory(*self.args, **self.kwargs)
+                    arguments = self.arguments
+                    self.client = self.factory(*arguments.args, **arguments.kwargs)
                 self.portal = portal
                 portal.track(self.client)
             return portal, self.client
-
-
-def _redact_token(
-    factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    try:
-        bound = inspect.signature(factory).bind_partial(*args, **kwargs)
-    except TypeError:
-        return args, kwargs  # the factory itself will report the bad arguments
-    if "token" in bound.arguments:
-        bound.arguments["token"] = redact(bound.arguments["token"])
-    return bound.args, bound.kwargs
 
 
 def _client_repr(state: _State) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiohttp import web
 
-from .._ratelimit import RateLimits
+from .. import AsyncAgent, RateLimits  # the public face: the client side of the emulator
 from ._app import build_app
 from ._faults import FaultKind
 from ._quota import RateLimitMode
@@ -17,9 +17,6 @@ from ._records import EmulatorConfig, StatusStyle
 from ._runtime import Runtime, inject_fault
 from ._seed import seed_state
 from ._state import EmulatorState
-
-if TYPE_CHECKING:
-    from .._client import AsyncAgent
 
 __all__ = ["DEFAULT_ORG_ID", "Emulator"]
 
@@ -223,8 +220,6 @@ class Emulator:
 
     def client(self, **overrides: Any) -> AsyncAgent:
         """An ``AsyncAgent`` for this emulator (close it, or use ``async with``)."""
-        from .._client import AsyncAgent
-
         if not self.base_url:
             raise RuntimeError("start the emulator before creating a client")
         return AsyncAgent(**self.client_kwargs(**overrides))
