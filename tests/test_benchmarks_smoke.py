@@ -32,6 +32,8 @@ def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
     )
 
 
+# Every scenario in a subprocess (bounded at 600 s by _bench): minutes on a loaded machine.
+@pytest.mark.timeout(660)
 def test_quick_run_writes_results_and_report(tmp_path: Path) -> None:
     out = tmp_path / "quick"
     proc = _bench("--quick", "--out", str(out))

@@ -68,12 +68,31 @@ def test_options_fixture_override(codegen_emulator_thread):
 """
 
 
-def test_plugin_in_a_user_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "fixture_loop_scope",
+    [
+        # What pytest-asyncio (>= 0.24) asks every suite to set; unset, it warns at start-up,
+        # and -W error would turn its warning (not the plugin's) into an INTERNALERROR.
+        "function",
+        # Suites with session-wide async fixtures: the emulator must still serve on the
+        # tests' loop (it hung on the session loop while each test ran on its own).
+        "session",
+    ],
+)
+def test_plugin_in_a_user_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fixture_loop_scope: str
+) -> None:
     # The documented way: the plugin is named in the suite's conftest.py.
     pytester.makeconftest('pytest_plugins = ["codegen_async.emulator.pytest_plugin"]\n')
     pytester.makepyfile(test_user=USER_TESTS, test_override=OVERRIDE)
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\n"
+        f"asyncio_default_fixture_loop_scope = {fixture_loop_scope}\n"
+    )
     env_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     monkeypatch.setenv("PYTHONPATH", env_path)
-    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-W", "error")
+    # Under -W error the plugin itself must stay silent; a hang fails in 20 s, not never.
+    result = pytester.runpytest_subprocess(
+        "-q", "-p", "no:cacheprovider", "-W", "error", "-o", "timeout=20"
+    )
     result.assert_outcomes(passed=5)

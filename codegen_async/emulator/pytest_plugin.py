@@ -8,7 +8,8 @@ Enable the plugin in your ``conftest.py``::
 
 ``codegen_emulator``
     A started :class:`~codegen_async.emulator.Emulator` on the test's event loop (needs
-    pytest-asyncio)::
+    pytest-asyncio; the fixture runs on the loop of the suite's default test loop scope,
+    ``asyncio_default_test_loop_scope``, whatever the default fixture loop scope)::
 
         async def test_fix(codegen_emulator):
             async with codegen_emulator.client() as agent:
@@ -43,8 +44,9 @@ status=503)``, ``finish_run(run_id, "failed")``, ``stats()["rate_limited"]``.
 
 from __future__ import annotations
 
+import types
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pytest
 
@@ -66,6 +68,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "codegen_emulator(**options): keyword arguments for the codegen_emulator fixtures "
         "(time_scale, failure_rate, status_style, rate_limit, max_runs, seed, ...)",
     )
+    # The emulator serves on the loop its fixture ran on, so that loop must be the tests' own:
+    # under pytest-asyncio's default fixture loop scope (the suite's, e.g. "session") a test
+    # on its own loop would wait forever for a server whose loop is not running. The suite's
+    # settings are known only now, so the fixture is made here.
+    name = f"{__name__}.async_fixtures"
+    if config.pluginmanager.get_plugin(name) is None:
+        plugin = _async_fixtures(name, _test_loop_scope(config))
+        if plugin is not None:
+            config.pluginmanager.register(plugin, name)
 
 
 @pytest.fixture
@@ -101,13 +112,26 @@ def codegen_emulator_env(
     return codegen_emulator_thread
 
 
-try:
-    import pytest_asyncio
-except ImportError:  # pragma: no cover - the async fixture needs pytest-asyncio
-    pass
-else:
+_LoopScope = Literal["session", "package", "module", "class", "function"]
 
-    @pytest_asyncio.fixture
+
+def _test_loop_scope(config: pytest.Config) -> _LoopScope:
+    try:  # pytest-asyncio >= 0.26; before it, every test ran on its own loop
+        scope = config.getini("asyncio_default_test_loop_scope")
+    except ValueError:
+        return "function"
+    # pytest-asyncio has validated the value; anything else means its default.
+    return scope if scope in get_args(_LoopScope) else "function"
+
+
+def _async_fixtures(name: str, loop_scope: _LoopScope) -> types.ModuleType | None:
+    """A plugin holding ``codegen_emulator`` on the tests' loop; None without pytest-asyncio."""
+    try:
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - the async fixture needs pytest-asyncio
+        return None
+
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
     async def codegen_emulator(
         request: pytest.FixtureRequest, codegen_emulator_options: dict[str, Any]
     ) -> AsyncIterator[Emulator]:
@@ -115,4 +139,6 @@ else:
         async with Emulator(**_options(request, codegen_emulator_options)) as emulator:
             yield emulator
 
-    __all__ += ["codegen_emulator"]
+    plugin = types.ModuleType(name)
+    plugin.codegen_emulator = codegen_emulator  # type: ignore[attr-defined]
+    return plugin
