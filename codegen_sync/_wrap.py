@@ -27,10 +27,12 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
+
+from typing_extensions import Self
 
 from ._annotations import SYNC_NAMES, sync_annotation
 from ._portal import Portal, current_portal, get_portal
@@ -55,6 +57,41 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
+def _close_on(portal: Portal | None, aclose: Callable[[], Awaitable[Any]]) -> None:
+    """Run an async ``aclose`` on ``portal``'s loop and wait for it.
+
+    Nothing to do without a portal (never used), with a forked child's copy of the parent's
+    portal, or while the portal is stopping (its shutdown closes what it tracks). From the
+    loop thread itself (a callback) it cannot wait: the close is scheduled instead.
+    """
+    if portal is None or portal is not current_portal() or portal.stopping:
+        return
+    if portal.in_loop_thread:
+        portal.spawn(aclose())
+    else:
+        portal.call(aclose())
+
+
+class _ClosedOnExit:
+    """``with x:`` closes ``x`` on the way out."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 # --- iterators and context managers ------------------------------------------------------
 async def _anext(source: AsyncIterator[T]) -> T:
     return await source.__anext__()
@@ -77,7 +114,7 @@ async def _aexit(
     return await source.__aexit__(exc_type, exc, tb)
 
 
-class SyncIterator(Iterator[T]):
+class SyncIterator(_ClosedOnExit, Iterator[T]):
     """A blocking iterator over an async iterator that lives on the portal's loop.
 
     Each ``next()`` runs one ``__anext__`` on the loop, so items (and the pages behind them)
@@ -115,24 +152,8 @@ class SyncIterator(Iterator[T]):
             return
         self._closed = True
         aclose = getattr(self._source, "aclose", None)
-        portal = self._portal
-        if aclose is None or portal is not current_portal() or portal.stopping:
-            return  # nothing to close, or a forked child, or the loop already closed it
-        if portal.in_loop_thread:
-            portal.spawn(aclose())
-        else:
-            portal.call(aclose())
-
-    def __enter__(self) -> SyncIterator[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        if aclose is not None:
+            _close_on(self._portal, aclose)
 
     def __del__(self) -> None:
         # Never block in a finalizer (it may run on the loop thread): schedule the close.
@@ -267,7 +288,7 @@ def _finalize(state: _State) -> None:
     )
 
 
-class SyncClient:
+class SyncClient(_ClosedOnExit):
     """Base of a blocking client derived from an asyncio client class.
 
     Subclass it as ``class Agent(SyncClient, wraps=AsyncAgent)``; the constructor takes the
@@ -307,32 +328,13 @@ class SyncClient:
             state.closed = True
             portal, state.portal = state.portal, None
         self._finalizer.detach()
-        if portal is None or portal is not current_portal() or portal.stopping:
-            return  # never used, a forked child's copy, or exit has closed it
-        if portal.in_loop_thread:
-            portal.spawn(state.client.aclose())  # from a callback: cannot wait here
-        else:
-            portal.call(state.client.aclose())
-
-    def __enter__(self: _C) -> _C:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        _close_on(portal, state.client.aclose)
 
     def __repr__(self) -> str:
         state = getattr(self, "_state", None)  # None while __init__ is failing
         if state is None:
             return f"{type(self).__name__}(<not configured>)"
         return _client_repr(state)
-
-
-_C = TypeVar("_C", bound=SyncClient)
 
 
 # --- derivation ------------------------------------------------------------------------------
