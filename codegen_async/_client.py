@@ -15,9 +15,17 @@ import aiohttp
 import attrs
 
 from . import _polling
-from ._config import Timeout, redact, resolve_config
+from ._config import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Timeout,
+    check_retries,
+    check_seconds,
+    redact,
+    resolve_config,
+)
 from ._converter import unstructure
 from ._endpoints import ENDPOINTS, Endpoint
+from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
 from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
 from ._ratelimit import RateLimits
@@ -25,6 +33,7 @@ from ._transport import Transport, TransportStats
 from ._validation import (
     check_choice,
     check_collections,
+    check_headers,
     check_id,
     check_images,
     check_metadata,
@@ -80,6 +89,19 @@ class AsyncAgent:
         allow_insecure_http: Allow ``http://`` to a host that is not loopback.
         session: An aiohttp session to use instead of the client's own (not closed by
             :meth:`aclose`).
+        deadline: Seconds a whole call may take at most: quota wait, every attempt and
+            the pauses between them; default none. A wait that cannot end in time is not
+            started: the call raises at once (:class:`RateLimitError` with
+            ``retry_after`` for a quota wait, else the last attempt's error).
+        default_headers: Headers sent with every call (not ``Authorization``).
+        max_response_bytes: Largest answer body read, decoded (default 32 MiB; ``None``:
+            no limit); a bigger one raises :class:`APIResponseValidationError`.
+
+    Every method also takes, by keyword: ``timeout=`` (one attempt), ``deadline=`` (the
+    whole call), ``extra_headers=``, ``extra_query=`` and, where the operation has a body,
+    ``extra_body=``: sent as given, winning over the SDK's own values (for a field or
+    parameter the SDK does not know yet). :meth:`with_options` makes a client with other
+    defaults that shares this one's connections.
 
     Use it as ``async with AsyncAgent() as agent:``, or call :meth:`aclose` when done.
     """
@@ -96,6 +118,9 @@ class AsyncAgent:
         rate_limit_backend: str | None = None,
         allow_insecure_http: bool = False,
         session: aiohttp.ClientSession | None = None,
+        deadline: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         token = redact(token)  # hidden from tracebacks that show local variables
         self._config = resolve_config(
@@ -106,6 +131,9 @@ class AsyncAgent:
             max_retries=max_retries,
             rate_limit_backend=rate_limit_backend,
             allow_insecure_http=allow_insecure_http,
+            deadline=deadline,
+            default_headers=default_headers,
+            max_response_bytes=max_response_bytes,
         )
         limits = RateLimits.documented() if rate_limits is None else rate_limits
         self._transport = Transport(
@@ -123,6 +151,46 @@ class AsyncAgent:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        deadline: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncAgent:
+        """A client with other defaults, sharing this one's connections.
+
+        The new client shares the session, the rate limiters, the stats and the run
+        poller, so it is cheap to make per call site
+        (``await agent.with_options(deadline=5).get_run(run_id)``). Closing either client
+        closes what they share.
+
+        Args:
+            timeout: Seconds for one attempt (a number or a :class:`Timeout`).
+            max_retries: Retries of a failed attempt.
+            deadline: Seconds a whole call may take at most.
+            default_headers: Headers added to this client's (same name: the new value).
+
+        ``None`` keeps this client's value.
+        """
+        config = self._config
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = Timeout.coerce(timeout)
+        if max_retries is not None:
+            changes["max_retries"] = check_retries(max_retries)
+        if deadline is not None:
+            changes["deadline"] = check_seconds("deadline", deadline)
+        if default_headers is not None:
+            added = check_headers("default_headers", default_headers)
+            changes["default_headers"] = {**config.default_headers, **added}
+        clone = object.__new__(type(self))
+        clone._config = attrs.evolve(config, **changes) if changes else config
+        clone._transport = self._transport.derive(clone._config)
+        clone._run_poller = self._poller()  # one poller for the client and its copies
+        return clone
 
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Safe to call more than once."""
@@ -172,29 +240,41 @@ class AsyncAgent:
         values: Mapping[str, object],
         *,
         body: Any = None,
-        timeout: TimeoutArg = None,
+        options: CallOptions | None = None,
     ) -> Awaitable[Any]:
         # A plain function handing back the transport's coroutine: one coroutine less per
         # call on the hot path. Argument errors still surface where the method is awaited.
         endpoint = ENDPOINTS[name] if isinstance(name, str) else name
         query = check_params(endpoint, values)
         path = endpoint.path.format_map(values)  # a path without placeholders is unchanged
-        return self._transport.request(
-            endpoint,
-            path,
-            params=query or None,
-            body=body,
-            timeout=None if timeout is None else Timeout.coerce(timeout),
-        )
+        return self._transport.request(endpoint, path, query or None, body, options)
 
     # --- users -------------------------------------------------------------------------
-    async def get_current_user(self, *, timeout: TimeoutArg = None) -> User:
+    async def get_current_user(
+        self,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> User:
         """Get the user the API token belongs to (``GET /v1/users/me``)."""
-        result: User = await self._call("get_current_user", {}, timeout=timeout)
+        result: User = await self._call(
+            "get_current_user",
+            {},
+            options=call_options(timeout, deadline, extra_headers, extra_query),
+        )
         return result
 
     async def get_user(
-        self, user_id: int, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self,
+        user_id: int,
+        org_id: int | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> User:
         """Get one user of an organization.
 
@@ -203,7 +283,9 @@ class AsyncAgent:
             PermissionDeniedError: the token's user is not a member of the organization.
         """
         values = {"org_id": self._org(org_id), "user_id": user_id}
-        result: User = await self._call("get_user", values, timeout=timeout)
+        result: User = await self._call(
+            "get_user", values, options=call_options(timeout, deadline, extra_headers, extra_query)
+        )
         return result
 
     async def get_users(
@@ -213,10 +295,15 @@ class AsyncAgent:
         limit: int = 100,
         *,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[User]:
         """Get one page of an organization's users (``limit`` from 1 to 100)."""
         values = {"org_id": self._org(org_id), "skip": skip, "limit": limit}
-        result: Page[User] = await self._call("get_users", values, timeout=timeout)
+        result: Page[User] = await self._call(
+            "get_users", values, options=call_options(timeout, deadline, extra_headers, extra_query)
+        )
         return result
 
     def iter_users(self, org_id: int | None = None, *, page_size: int = 100) -> AsyncIterator[User]:
@@ -238,6 +325,10 @@ class AsyncAgent:
         agent_type: AgentType | None = None,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> AgentRun:
         """Start an agent run (quota: 10 a minute).
 
@@ -267,18 +358,32 @@ class AsyncAgent:
         if agent_type is not None:
             body["agent_type"] = check_choice(ENDPOINTS["run"], "agent_type", agent_type)
         values = {"org_id": self._org(org_id)}
-        result: AgentRun = await self._call("run", values, body=body, timeout=timeout)
+        result: AgentRun = await self._call(
+            "run",
+            values,
+            body=body,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
+        )
         return result
 
     async def get_run(
-        self, agent_run_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+        self,
+        agent_run_id: int,
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AgentRun:
         """Get an agent run's status and result."""
         values = {
             "org_id": self._org(org_id),
             "agent_run_id": agent_run_id,
         }
-        result: AgentRun = await self._call("get_run", values, timeout=timeout)
+        result: AgentRun = await self._call(
+            "get_run", values, options=call_options(timeout, deadline, extra_headers, extra_query)
+        )
         return result
 
     async def list_runs(
@@ -290,6 +395,9 @@ class AsyncAgent:
         limit: int = 100,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[AgentRun]:
         """Get one page of an organization's agent runs, newest first.
 
@@ -304,7 +412,9 @@ class AsyncAgent:
             "skip": skip,
             "limit": limit,
         }
-        result: Page[AgentRun] = await self._call("list_runs", values, timeout=timeout)
+        result: Page[AgentRun] = await self._call(
+            "list_runs", values, options=call_options(timeout, deadline, extra_headers, extra_query)
+        )
         return result
 
     def iter_runs(
@@ -332,6 +442,10 @@ class AsyncAgent:
         images: Sequence[str] | None = None,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> AgentRun:
         """Resume a paused agent run with a new prompt."""
         body: dict[str, Any] = {
@@ -341,7 +455,12 @@ class AsyncAgent:
         if images is not None:
             body["images"] = check_images(images)
         values = {"org_id": self._org(org_id)}
-        result: AgentRun = await self._call("resume_run", values, body=body, timeout=timeout)
+        result: AgentRun = await self._call(
+            "resume_run",
+            values,
+            body=body,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
+        )
         return result
 
     async def _stop_call(
@@ -351,14 +470,14 @@ class AsyncAgent:
         before_card_order_id: str | None,
         after_card_order_id: str | None,
         org_id: int | None,
-        timeout: TimeoutArg,
+        options: CallOptions | None,
     ) -> Any:
         body: dict[str, Any] = {"agent_run_id": check_id("agent_run_id", agent_run_id)}
         if before_card_order_id is not None:
             body["before_card_order_id"] = check_text("before_card_order_id", before_card_order_id)
         if after_card_order_id is not None:
             body["after_card_order_id"] = check_text("after_card_order_id", after_card_order_id)
-        return await self._call(name, {"org_id": self._org(org_id)}, body=body, timeout=timeout)
+        return await self._call(name, {"org_id": self._org(org_id)}, body=body, options=options)
 
     async def ban_all_checks(
         self,
@@ -368,6 +487,10 @@ class AsyncAgent:
         after_card_order_id: str | None = None,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> Any:
         """Ban all checks of the run's pull request and stop its agents."""
         return await self._stop_call(
@@ -376,7 +499,7 @@ class AsyncAgent:
             before_card_order_id,
             after_card_order_id,
             org_id,
-            timeout,
+            call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
 
     async def unban_all_checks(
@@ -387,6 +510,10 @@ class AsyncAgent:
         after_card_order_id: str | None = None,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> Any:
         """Lift a ban on the run's pull request checks."""
         return await self._stop_call(
@@ -395,7 +522,7 @@ class AsyncAgent:
             before_card_order_id,
             after_card_order_id,
             org_id,
-            timeout,
+            call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
 
     async def remove_from_pr(
@@ -406,6 +533,10 @@ class AsyncAgent:
         after_card_order_id: str | None = None,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> Any:
         """Remove Codegen from the run's pull request (same effect as banning its checks)."""
         return await self._stop_call(
@@ -414,7 +545,7 @@ class AsyncAgent:
             before_card_order_id,
             after_card_order_id,
             org_id,
-            timeout,
+            call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
 
     async def get_run_logs(
@@ -426,6 +557,9 @@ class AsyncAgent:
         reverse: bool = False,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AgentRunWithLogs:
         """Get an agent run with one page of its logs (alpha API; quota 60 a minute)."""
         values = {
@@ -435,7 +569,11 @@ class AsyncAgent:
             "limit": limit,
             "reverse": reverse,
         }
-        result: AgentRunWithLogs = await self._call("get_run_logs", values, timeout=timeout)
+        result: AgentRunWithLogs = await self._call(
+            "get_run_logs",
+            values,
+            options=call_options(timeout, deadline, extra_headers, extra_query),
+        )
         return result
 
     async def iter_run_logs(
@@ -461,7 +599,14 @@ class AsyncAgent:
 
     # --- sandbox and setup commands ---------------------------------------------------
     async def analyze_sandbox_logs(
-        self, sandbox_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+        self,
+        sandbox_id: int,
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AnalyzeLogsResponse:
         """Start an agent that analyses a sandbox's setup logs (quota: 5 a minute).
 
@@ -473,7 +618,9 @@ class AsyncAgent:
         """
         values = {"org_id": self._org(org_id), "sandbox_id": sandbox_id}
         result: AnalyzeLogsResponse = await self._call(
-            "analyze_sandbox_logs", values, timeout=timeout
+            "analyze_sandbox_logs",
+            values,
+            options=call_options(timeout, deadline, extra_headers, extra_query),
         )
         return result
 
@@ -485,6 +632,10 @@ class AsyncAgent:
         *,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> SetupCommandsResponse:
         """Start an agent that writes setup commands for a repository (quota: 5 a minute).
 
@@ -499,13 +650,23 @@ class AsyncAgent:
             body["prompt"] = check_prompt("prompt", prompt)
         values = {"org_id": self._org(org_id)}
         result: SetupCommandsResponse = await self._call(
-            "generate_setup_commands", values, body=body, timeout=timeout
+            "generate_setup_commands",
+            values,
+            body=body,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
         return result
 
     # --- Slack ---------------------------------------------------------------------------
     async def generate_slack_connect_token(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> SlackConnectToken:
         """Generate a single-use token that links a Slack account; it expires in 10 minutes.
 
@@ -513,17 +674,29 @@ class AsyncAgent:
         """
         body = {"org_id": self._org(org_id)}
         result: SlackConnectToken = await self._call(
-            "generate_slack_connect_token", {}, body=body, timeout=timeout
+            "generate_slack_connect_token",
+            {},
+            body=body,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
         return result
 
     # --- organizations, repositories, integrations -----------------------------------
     async def get_organizations(
-        self, skip: int = 0, limit: int = 100, *, timeout: TimeoutArg = None
+        self,
+        skip: int = 0,
+        limit: int = 100,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[Organization]:
         """Get one page of the organizations the token's user belongs to."""
         result: Page[Organization] = await self._call(
-            "get_organizations", {"skip": skip, "limit": limit}, timeout=timeout
+            "get_organizations",
+            {"skip": skip, "limit": limit},
+            options=call_options(timeout, deadline, extra_headers, extra_query),
         )
         return result
 
@@ -538,10 +711,17 @@ class AsyncAgent:
         limit: int = 100,
         *,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[Repository]:
         """Get one page of an organization's repositories."""
         values = {"org_id": self._org(org_id), "skip": skip, "limit": limit}
-        result: Page[Repository] = await self._call("get_repositories", values, timeout=timeout)
+        result: Page[Repository] = await self._call(
+            "get_repositories",
+            values,
+            options=call_options(timeout, deadline, extra_headers, extra_query),
+        )
         return result
 
     def iter_repositories(
@@ -554,21 +734,38 @@ class AsyncAgent:
         )
 
     async def get_integrations(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> OrganizationIntegrations:
         """Get the status of every integration of an organization."""
         result: OrganizationIntegrations = await self._call(
-            "get_integrations", {"org_id": self._org(org_id)}, timeout=timeout
+            "get_integrations",
+            {"org_id": self._org(org_id)},
+            options=call_options(timeout, deadline, extra_headers, extra_query),
         )
         return result
 
     async def get_check_suite_settings(
-        self, repo_id: int, *, org_id: int | None = None, timeout: TimeoutArg = None
+        self,
+        repo_id: int,
+        *,
+        org_id: int | None = None,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> CheckSuiteSettings:
         """Get a repository's check-suite settings."""
         values = {"org_id": self._org(org_id), "repo_id": repo_id}
         result: CheckSuiteSettings = await self._call(
-            "get_check_suite_settings", values, timeout=timeout
+            "get_check_suite_settings",
+            values,
+            options=call_options(timeout, deadline, extra_headers, extra_query),
         )
         return result
 
@@ -579,6 +776,10 @@ class AsyncAgent:
         *,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> dict[str, Any]:
         """Update a repository's check-suite settings; fields left ``None`` are unchanged."""
         if not isinstance(settings, CheckSuiteSettingsUpdate):
@@ -600,7 +801,10 @@ class AsyncAgent:
         body = {k: v for k, v in _fields(settings).items() if v is not None}
         values = {"org_id": self._org(org_id), "repo_id": repo_id}
         result: dict[str, Any] = await self._call(
-            "update_check_suite_settings", values, body=body, timeout=timeout
+            "update_check_suite_settings",
+            values,
+            body=body,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
         return result
 
@@ -613,6 +817,10 @@ class AsyncAgent:
         *,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> EditPullRequestResult:
         """Move a pull request to ``open``, ``closed``, ``draft`` or ``ready_for_review``."""
         values = {
@@ -624,7 +832,7 @@ class AsyncAgent:
             "edit_pull_request",
             values,
             body={"state": check_choice(ENDPOINTS["edit_pull_request"], "state", state)},
-            timeout=timeout,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
         return result
 
@@ -635,6 +843,10 @@ class AsyncAgent:
         *,
         org_id: int | None = None,
         timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> EditPullRequestResult:
         """Move a pull request to a new state, by pull request id alone."""
         values = {"org_id": self._org(org_id), "pr_id": pr_id}
@@ -642,39 +854,77 @@ class AsyncAgent:
             "edit_pull_request_simple",
             values,
             body={"state": check_choice(ENDPOINTS["edit_pull_request_simple"], "state", state)},
-            timeout=timeout,
+            options=call_options(timeout, deadline, extra_headers, extra_query, extra_body),
         )
         return result
 
     # --- CLI, MCP, OAuth -----------------------------------------------------------------
     async def get_cli_rules(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> CliRules:
         """Get organization rules and the user's custom prompt for CLI agents."""
         result: CliRules = await self._call(
-            "get_cli_rules", {"org_id": self._org(org_id)}, timeout=timeout
+            "get_cli_rules",
+            {"org_id": self._org(org_id)},
+            options=call_options(timeout, deadline, extra_headers, extra_query),
         )
         return result
 
-    async def get_mcp_providers(self, *, timeout: TimeoutArg = None) -> list[OAuthProvider]:
+    async def get_mcp_providers(
+        self,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> list[OAuthProvider]:
         """List the MCP providers."""
-        result: list[OAuthProvider] = await self._call("get_mcp_providers", {}, timeout=timeout)
+        result: list[OAuthProvider] = await self._call(
+            "get_mcp_providers",
+            {},
+            options=call_options(timeout, deadline, extra_headers, extra_query),
+        )
         return result
 
     async def get_oauth_token_status(
-        self, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Any:
         """The providers with an active OAuth token for the user and organization (raw JSON)."""
         return await self._call(
-            "get_oauth_token_status", {"org_id": self._org(org_id)}, timeout=timeout
+            "get_oauth_token_status",
+            {"org_id": self._org(org_id)},
+            options=call_options(timeout, deadline, extra_headers, extra_query),
         )
 
     async def revoke_oauth_token(
-        self, provider: str, org_id: int | None = None, *, timeout: TimeoutArg = None
+        self,
+        provider: str,
+        org_id: int | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Any:
         """Revoke the user's OAuth tokens for ``provider`` in the organization (raw JSON)."""
         values = {"provider": check_text("provider", provider), "org_id": self._org(org_id)}
-        return await self._call("revoke_oauth_token", values, timeout=timeout)
+        return await self._call(
+            "revoke_oauth_token",
+            values,
+            options=call_options(timeout, deadline, extra_headers, extra_query),
+        )
 
     # --- polling: waiting on runs (one poller per client; see _poller.py) ---------------
     _run_poller: RunPoller | None = None

@@ -1,24 +1,44 @@
-"""Client settings: arguments first, then ``CODEGEN_*`` environment variables, then defaults."""
+"""Client settings: arguments first, then ``CODEGEN_*`` environment variables, then defaults.
+
+Everything a client is given is checked here, once, at construction: a setting that cannot
+work (a base URL with credentials, a port out of range, an infinite or negative timeout)
+raises at once with the cause, instead of failing every call later. Numbers of seconds go
+through :func:`check_seconds` wherever they are given (client, ``with_options``, a call).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import attrs
 
-from ._validation import check_id
+from ._validation import check_headers, check_id
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "SecretStr", "Timeout", "redact", "resolve_config"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ClientConfig",
+    "SecretStr",
+    "Timeout",
+    "check_seconds",
+    "redact",
+    "resolve_config",
+]
 
 DEFAULT_BASE_URL: Final = "https://api.codegen.com"
 ENV_TOKEN: Final = "CODEGEN_API_TOKEN"
 ENV_ORG_ID: Final = "CODEGEN_ORG_ID"
 ENV_BASE_URL: Final = "CODEGEN_API_BASE_URL"
 ENV_RATE_LIMIT_BACKEND: Final = "CODEGEN_RATE_LIMIT_BACKEND"
+# The largest decoded answer read: a log page of 100 long entries is a few MB; a bigger body
+# is a broken or hostile server (a 0.4 MB gzip bomb inflates to over a GB).
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
 
 
 class SecretStr(str):
@@ -42,16 +62,44 @@ def redact(value: str | None) -> str | None:
     return value
 
 
+def check_seconds(name: str, value: object) -> float:
+    """A duration: a finite number of seconds above zero (``bool`` refused).
+
+    Infinity would overflow the event loop's timers on every call, NaN compares false
+    everywhere, and a negative value would silently mean "no limit": all refused here.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # ValueError like the range errors: callers catch one kind for a bad duration.
+        raise ValueError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(
+            f"{name} must be a finite number of seconds above 0 (or None), got {value!r}"
+        )
+    return seconds
+
+
+def _optional_seconds(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if value is not None:
+            check_seconds(name, value)
+
+    return check
+
+
 @attrs.frozen
 class Timeout:
     """Time limits of one request, in seconds (``None``: no limit).
 
     ``total`` bounds the whole request including reading the body; ``connect`` bounds
-    getting a connection (from the pool or a new one).
+    getting a connection (from the pool or a new one). Each must be a finite number above
+    zero, or ``None``.
     """
 
-    total: float | None = 60.0
-    connect: float | None = 10.0
+    total: float | None = attrs.field(default=60.0, validator=_optional_seconds("timeout.total"))
+    connect: float | None = attrs.field(
+        default=10.0, validator=_optional_seconds("timeout.connect")
+    )
 
     @classmethod
     def coerce(cls, value: float | Timeout | None) -> Timeout:
@@ -60,9 +108,8 @@ class Timeout:
             return value
         if value is None:
             return cls(total=None, connect=None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {value!r}")
-        return cls(total=float(value), connect=min(float(value), cls().connect or float(value)))
+        seconds = check_seconds("timeout", value)
+        return cls(total=seconds, connect=min(seconds, cls().connect or seconds))
 
 
 DEFAULT_TIMEOUT: Final = Timeout()
@@ -87,6 +134,9 @@ class ClientConfig:
     timeout: Timeout
     max_retries: int
     rate_limit_backend: str | None
+    deadline: float | None = None
+    default_headers: Mapping[str, str] = attrs.field(factory=dict)
+    max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
 
 
 def resolve_config(
@@ -98,6 +148,9 @@ def resolve_config(
     max_retries: int,
     rate_limit_backend: str | None,
     allow_insecure_http: bool,
+    deadline: float | None = None,
+    default_headers: Mapping[str, str] | None = None,
+    max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> ClientConfig:
     """Merge arguments with the environment and check them; raise ``ConfigurationError``."""
     token = redact(token if token is not None else os.environ.get(ENV_TOKEN))
@@ -125,18 +178,26 @@ def resolve_config(
     if org_id is not None:
         org_id = check_id("org_id", org_id)
 
-    url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base_url must be an http(s) URL, got {url!r}")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"refusing to send the API token over plain http to {parts.hostname}; "
-            "use https, or pass allow_insecure_http=True"
+    url = check_base_url(
+        base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL, allow_insecure_http
+    )
+    check_retries(max_retries)
+    if deadline is not None:
+        deadline = check_seconds("deadline", deadline)
+    try:
+        headers = (
+            {} if default_headers is None else check_headers("default_headers", default_headers)
         )
-
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if max_response_bytes is not None and (
+        isinstance(max_response_bytes, bool)
+        or not isinstance(max_response_bytes, int)
+        or max_response_bytes < 1
+    ):
+        raise ValueError(
+            f"max_response_bytes must be a positive int (or None), got {max_response_bytes!r}"
+        )
 
     backend = rate_limit_backend or os.environ.get(ENV_RATE_LIMIT_BACKEND) or None
     return ClientConfig(
@@ -146,4 +207,50 @@ def resolve_config(
         timeout=DEFAULT_TIMEOUT if timeout is None else Timeout.coerce(timeout),
         max_retries=max_retries,
         rate_limit_backend=backend,
+        deadline=deadline,
+        default_headers=headers,
+        max_response_bytes=max_response_bytes,
     )
+
+
+def check_retries(max_retries: object) -> int:
+    """A number of retries: an ``int`` from 0."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
+    return max_retries
+
+
+def check_base_url(url: str, allow_insecure_http: bool) -> str:
+    """The API root without its trailing slash; ``ConfigurationError`` if it cannot work.
+
+    Refused: anything but http(s), no host, credentials (they would show in reprs and
+    errors, and the API authenticates with the token), a port out of range, a query string
+    or a fragment (paths are appended to the root), plain http to a host not on loopback
+    (unless allowed). Messages never repeat credentials.
+    """
+    url = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url has an invalid port or host: {exc}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "base_url must not contain credentials (user:password@); the API token is sent "
+            "in the Authorization header"
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"base_url must be an http(s) URL, got {url!r}")
+    if port == 0:
+        raise ConfigurationError(f"base_url has port 0, which no server listens on: {url!r}")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigurationError(
+            f"base_url must not have a query string or fragment (paths are appended to it), "
+            f"got {url!r}"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"refusing to send the API token over plain http to {parts.hostname}; "
+            "use https, or pass allow_insecure_http=True"
+        )
+    return url

@@ -26,14 +26,17 @@ import attrs
 from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
+from ._options import CallOptions
 from ._ratelimit import REGISTRY, Limiter, RateLimits
 from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
+from ._validation import QueryPairs
 from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     RateLimitError,
     UnprocessableEntityError,
     ValidationErrorDetail,
@@ -50,13 +53,25 @@ _JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 @attrs.define
 class TransportStats:
-    """Counters of one client: what it sent, retried, and how long the limiter held it."""
+    """Counters of one client: what it sent, retried, and how long the limiter held it.
+
+    Attributes:
+        requests: HTTP attempts sent (retries included).
+        retries: Attempts that were retries.
+        rate_limited: 429 answers received.
+        rate_limit_wait_seconds: Seconds calls were held for quota, summed over calls:
+            15 calls held together for 6 s count 90 s.
+        rate_limit_waits: Calls that had to wait for quota.
+        rate_limit_wall_seconds: Wall-clock seconds during which at least one call was
+            held for quota (the 15 calls above count 6 s).
+    """
 
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
     rate_limit_wait_seconds: float = 0.0
     rate_limit_waits: int = 0
+    rate_limit_wall_seconds: float = 0.0
 
 
 @attrs.define  # not frozen: a frozen attrs __init__ costs twice as much, on every call
@@ -79,6 +94,71 @@ def _client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=timeout.total, connect=timeout.connect)
 
 
+class _Shared:
+    """What a client and every client made from it by ``with_options`` share.
+
+    The session (made lazily in the first loop that uses it), the limiters, the stats and
+    the closed flag: closing any of these clients closes it for all of them.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession | None, backend: str | None) -> None:
+        self.session = session
+        self.owns_session = session is None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+        self.backend = backend
+        self.limiters: dict[str, Limiter | None] = {}
+        self.backend_attached = False  # holds a share of the backend's per-loop connections
+        self.stats = TransportStats()
+        self.waits = _WaitClock(self.stats)
+        self.wake: asyncio.Event | None = None  # set on close: ends backoff pauses at once
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        session = getattr(self, "session", None)
+        if session is None or session.closed or not getattr(self, "owns_session", False):
+            return
+        _warn(
+            "codegen_async client was not closed: use 'async with AsyncAgent() as agent' "
+            "or 'await agent.aclose()'",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            # Close it on its own loop so that no socket is left open.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: loop.create_task(session.close()))
+
+
+class _WaitClock:
+    """Sums the wall-clock time during which at least one call waited for quota.
+
+    Waits are reported as they end (so in order of their end), each as (start, end);
+    overlapping ones are merged, so 15 calls held together for 6 s count 6 s here (and
+    90 s in ``rate_limit_wait_seconds``, the sum over calls).
+    """
+
+    __slots__ = ("_spans", "_stats")
+    _KEEP = 256  # merged spans remembered; an older one cannot overlap a new wait in practice
+
+    def __init__(self, stats: TransportStats) -> None:
+        self._stats = stats
+        self._spans: list[list[float]] = []
+
+    def add(self, waited: float) -> None:
+        end = time.monotonic()
+        start = end - waited
+        spans = self._spans
+        while spans and spans[-1][1] >= start:  # overlaps: merge, and count it once
+            first, last = spans.pop()
+            self._stats.rate_limit_wall_seconds -= last - first
+            start = min(start, first)
+        spans.append([start, end])
+        self._stats.rate_limit_wall_seconds += end - start
+        if len(spans) > self._KEEP:
+            del spans[: len(spans) - self._KEEP]
+
+
 class Transport:
     """One aiohttp session with the client's settings; created lazily in the running loop."""
 
@@ -89,84 +169,78 @@ class Transport:
         *,
         backend: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        shared: _Shared | None = None,
     ) -> None:
         self.config = config
         self.backend = backend
         self.rate_limits = rate_limits
-        self.stats = TransportStats()
-        self._session = session
-        self._owns_session = session is None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
+        self._shared = _Shared(session, backend) if shared is None else shared
+        self.stats = self._shared.stats
         self._headers = {
             # A SecretStr: the headers show up in tracebacks that print local variables.
             "Authorization": SecretStr(f"Bearer {config.token}"),
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        self._json_headers = {**self._headers, **_JSON_HEADERS}
+        if config.default_headers:
+            self._headers = _merge_headers(self._headers, config.default_headers)
+        self._json_headers = _merge_headers(self._headers, _JSON_HEADERS, keep=True)
         self._default_timeout = _client_timeout(config.timeout)
-        self._limiters: dict[str, Limiter | None] = {}
-        self._backend_attached = False  # holds a share of the backend's per-loop connections
         self._rng = random.Random()
 
+    def derive(self, config: ClientConfig) -> Transport:
+        """A transport with other settings sharing this one's session, limiters and stats."""
+        return Transport(config, self.rate_limits, backend=self.backend, shared=self._shared)
+
     def __repr__(self) -> str:
-        return f"<Transport {self.config.base_url} closed={self._closed}>"
+        return f"<Transport {self.config.base_url} closed={self._shared.closed}>"
 
     # --- lifecycle -------------------------------------------------------------------
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._shared.closed
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("this client is closed; create a new one")
+        shared = self._shared
+        if shared.closed:
+            raise ClientClosedError("this client is closed; create a new one")
         loop = asyncio.get_running_loop()
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
+        if shared.session is None:
+            shared.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
                 timeout=self._default_timeout,
                 raise_for_status=False,
                 auto_decompress=True,
             )
-            self._loop = loop
-        elif self._loop is not None and self._loop is not loop:
+            shared.loop = loop
+        elif shared.loop is not None and shared.loop is not loop:
             raise RuntimeError(
                 "this client was first used in another event loop; aiohttp sessions are bound "
                 "to one loop, so create one client per loop (or use codegen_sync.Agent)"
             )
-        return self._session
+        return shared.session
 
     async def aclose(self) -> None:
-        """Close the session and its connections. Safe to call twice."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session and not session.closed:
-            await session.close()
-        if self._backend_attached:
-            self._backend_attached = False
-            await REGISTRY.detach(self.backend)
+        """Close the session and its connections. Safe to call twice.
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        session = getattr(self, "_session", None)
-        if session is None or session.closed or not getattr(self, "_owns_session", False):
-            return
-        _warn(
-            "codegen_async client was not closed: use 'async with AsyncAgent() as agent' "
-            "or 'await agent.aclose()'",
-            ResourceWarning,
-            stacklevel=2,
-        )
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            # Close it on its own loop so that no socket is left open.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(lambda: loop.create_task(session.close()))
+        Calls in flight end at once with :class:`ClientClosedError` (no retry).
+        """
+        shared = self._shared
+        shared.closed = True
+        if shared.wake is not None:
+            shared.wake.set()
+        session, shared.session = shared.session, None
+        if session is not None and shared.owns_session and not session.closed:
+            await session.close()
+        if shared.backend_attached:
+            shared.backend_attached = False
+            await REGISTRY.detach(shared.backend)
 
     # --- sending -----------------------------------------------------------------------
     def _limiter(self, endpoint: Endpoint) -> Limiter | None:
+        limiters = self._shared.limiters
         try:
-            return self._limiters[endpoint.name]
+            return limiters[endpoint.name]
         except KeyError:
             limiter = REGISTRY.get(
                 self.config.base_url,
@@ -175,30 +249,46 @@ class Transport:
                 self.rate_limits,
                 backend=self.backend,
             )
-            if limiter is not None and not self._backend_attached:
-                self._backend_attached = REGISTRY.attach(self.backend)
-            self._limiters[endpoint.name] = limiter
+            if limiter is not None and not self._shared.backend_attached:
+                self._shared.backend_attached = REGISTRY.attach(self.backend)
+            limiters[endpoint.name] = limiter
             return limiter
 
     async def request(
         self,
         endpoint: Endpoint,
         path: str,
-        *,
         params: Mapping[str, str] | None = None,
         body: Any = None,
-        timeout: Timeout | None = None,
+        options: CallOptions | None = None,
     ) -> Any:
         """Send one operation and return its parsed, typed answer.
 
-        Retries what may be retried (see ``_retry``), waits for the route's rate limit
-        before every attempt, and raises the SDK's typed errors.
+        Waits for the route's rate limit before every attempt, retries what
+        ``_retry.may_retry`` allows, keeps within the call's deadline, and raises the
+        SDK's typed errors. ``options`` (``None`` on the plain path) are the call's own
+        settings: timeout, deadline, extra headers, query and body.
         """
         session = self._session_for_loop()
         url = self.config.base_url + path
+        timeout = self._default_timeout
+        deadline = self.config.deadline
+        query: Mapping[str, str] | QueryPairs | None = params
+        if options is not None:
+            if options.timeout is not None:
+                timeout = _client_timeout(options.timeout)
+            if options.deadline is not None:
+                deadline = options.deadline
+            if options.query:
+                query = _merge_query(params, options.query)
+            if options.body is not None:
+                body = {**(body or {}), **options.body}
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = self._headers if data is None else self._json_headers
-        client_timeout = self._default_timeout if timeout is None else _client_timeout(timeout)
+        if options is not None and options.headers:
+            headers = _merge_headers(headers, options.headers)
+        until = None if deadline is None else time.monotonic() + deadline
+        limit = self.config.max_response_bytes
         limiter = self._limiter(endpoint)
         attempt = 0
         while True:
@@ -207,10 +297,16 @@ class Transport:
                 if waited:
                     self.stats.rate_limit_wait_seconds += waited
                     self.stats.rate_limit_waits += 1
+                    self._shared.waits.add(waited)
+            if until is not None:
+                assert deadline is not None
+                attempt_timeout = self._within(until, deadline, timeout, endpoint, url, attempt)
+            else:
+                attempt_timeout = timeout
             self.stats.requests += 1
             try:
                 answer = await _send_once(
-                    session, endpoint.method, url, params, data, headers, client_timeout
+                    session, endpoint.method, url, query, data, headers, attempt_timeout, limit
                 )
             finally:
                 if limiter is not None:
@@ -219,18 +315,26 @@ class Transport:
                     limiter.release()
             if answer.error is None and answer.status < 400:
                 return self._parse(endpoint, url, answer)
+            if self._shared.closed:
+                raise self._closed_error(endpoint, url)
             error, retry_after = self._failure(endpoint, url, answer, limiter)
+            if until is not None and answer.status == NO_ANSWER and time.monotonic() >= until:
+                assert deadline is not None  # the attempt ran out of the call's time
+                raise _deadline_error(deadline, endpoint, url, attempt + 1)
             if not may_retry(
                 answer.status,
                 idempotent=endpoint.idempotent,
                 attempt=attempt,
                 max_retries=self.config.max_retries,
             ):
-                raise error
+                raise _after_attempts(error, attempt + 1)
             if answer.status == 429 and limiter is not None:
                 delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
             else:
                 delay = backoff_delay(attempt, retry_after=retry_after, rng=self._rng)
+            if until is not None and time.monotonic() + delay >= until:
+                # The pause cannot fit before the deadline: the last error now, not later.
+                raise _after_attempts(error, attempt + 1)
             attempt += 1
             self.stats.retries += 1
             log.info(
@@ -242,36 +346,45 @@ class Transport:
                 self.config.max_retries,
                 delay,
             )
-            await asyncio.sleep(delay)
+            await self._pause(delay)
+            if self._shared.closed:
+                raise self._closed_error(endpoint, url)
 
-    def _failure(
-        self, endpoint: Endpoint, url: str, answer: _Answer, limiter: Limiter | None
-    ) -> tuple[Exception, float | None]:
-        """The typed error of a failed attempt and the server's hint of when to come back.
+    def _within(
+        self,
+        until: float,
+        deadline: float,
+        timeout: aiohttp.ClientTimeout,
+        endpoint: Endpoint,
+        url: str,
+        attempt: int,
+    ) -> aiohttp.ClientTimeout:
+        """The attempt's timeout, clipped to what is left of the call's deadline."""
+        left = until - time.monotonic()
+        if left <= 0:
+            raise _deadline_error(deadline, endpoint, url, attempt)
+        total = left if timeout.total is None else min(timeout.total, left)
+        connect = None if timeout.connect is None else min(timeout.connect, total)
+        return aiohttp.ClientTimeout(total=total, connect=connect)
 
-        A 429 also pauses the route's limiter for everyone, for the hinted time (else a
-        whole quota window).
-        """
-        if answer.error is not None:
-            return answer.error, None
-        error = build_status_error(endpoint.method, url, answer.status, answer.headers, answer.body)
-        if isinstance(error, RateLimitError):
-            self.stats.rate_limited += 1
-            retry_after = error.retry_after  # already read from the headers
-            if limiter is not None:
-                quota = self.rate_limits.for_endpoint(endpoint)
-                pause = retry_after
-                if pause is None and quota is not None:
-                    pause = quota.window
-                limiter.penalize(pause or 0.0)
-            return error, retry_after
-        return error, parse_retry_after(answer.headers)
+    async def _pause(self, delay: float) -> None:
+        """Sleep between attempts; closing the client ends the pause at once."""
+        shared = self._shared
+        if shared.wake is None:
+            shared.wake = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(shared.wake.wait(), delay)
+
+    def _closed_error(self, endpoint: Endpoint, url: str) -> ClientClosedError:
+        return ClientClosedError(
+            f"{endpoint.method} {url}: the client was closed while this call was in flight"
+        )
 
     def _parse(self, endpoint: Endpoint, url: str, answer: _Answer) -> Any:
         try:
             payload = _loads(answer.body) if answer.body else None
         except ValueError:
-            snippet = answer.body[:120].decode("utf-8", "replace")
+            snippet = _mask(answer.body[:1000], self.config.token)[:120].decode("utf-8", "replace")
             raise APIResponseValidationError(
                 f"{endpoint.method} {url} answered {answer.status} with a body that is not "
                 f"JSON (content-type {answer.headers.get('Content-Type', 'unknown')}): "
@@ -293,6 +406,86 @@ class Transport:
                 path=exc.path,
                 body=payload,
             ) from None
+
+    def _failure(
+        self, endpoint: Endpoint, url: str, answer: _Answer, limiter: Limiter | None
+    ) -> tuple[Exception, float | None]:
+        """The typed error of a failed attempt and the server's hint of when to come back.
+
+        A 429 also pauses the route's limiter for everyone, for the hinted time (else a
+        whole quota window).
+        """
+        if answer.error is not None:
+            return answer.error, None
+        error = build_status_error(
+            endpoint.method,
+            url,
+            answer.status,
+            answer.headers,
+            answer.body,
+            secret=self.config.token,
+        )
+        if isinstance(error, RateLimitError):
+            self.stats.rate_limited += 1
+            retry_after = error.retry_after  # already read from the headers
+            if limiter is not None:
+                quota = self.rate_limits.for_endpoint(endpoint)
+                pause = retry_after
+                if pause is None and quota is not None:
+                    pause = quota.window
+                limiter.penalize(pause or 0.0)
+            return error, retry_after
+        return error, parse_retry_after(answer.headers)
+
+
+def _merge_headers(
+    base: Mapping[str, str], extra: Mapping[str, str], *, keep: bool = False
+) -> dict[str, str]:
+    """``base`` with ``extra`` winning over a header of the same name in any letter case.
+
+    Keys keep their spelling; the Authorization value (a ``SecretStr``) is kept as is.
+    """
+    names = {key.lower() for key in extra}
+    merged = {key: value for key, value in base.items() if key.lower() not in names}
+    merged.update(extra)
+    return merged if not keep else {**merged}
+
+
+def _merge_query(params: Mapping[str, str] | None, extra: QueryPairs) -> QueryPairs:
+    """The SDK's query parameters with the extra ones winning (a list repeats a name)."""
+    names = {key for key, _ in extra}
+    kept = [(key, value) for key, value in (params or {}).items() if key not in names]
+    return kept + list(extra)
+
+
+def _deadline_error(
+    deadline: float, endpoint: Endpoint, url: str, attempts: int
+) -> APITimeoutError:
+    tried = {0: "before any attempt", 1: "1 attempt"}.get(attempts, f"{attempts} attempts")
+    return APITimeoutError(
+        f"{endpoint.method} {url}: the call's deadline of {deadline:g}s passed ({tried})",
+        method=endpoint.method,
+        url=url,
+    )
+
+
+def _after_attempts(error: Exception, attempts: int) -> Exception:
+    """The last attempt's error, saying how many attempts were made when more than one."""
+    if attempts > 1 and type(error) in (APIConnectionError, APITimeoutError):
+        assert isinstance(error, APIConnectionError)
+        return type(error)(
+            f"{error.message} ({attempts} attempts)", method=error.method, url=error.url
+        )
+    return error
+
+
+def _mask(raw: bytes, secret: str) -> bytes:
+    """``raw`` with every copy of ``secret`` (the client's token) replaced by a mask."""
+    token = secret.encode()
+    return raw.replace(token, _MASK.encode()) if token and token in raw else raw
+
+
+_MASK: Final = "<redacted>"
 
 
 def _loads(body: bytes) -> Any:
@@ -316,10 +509,11 @@ async def _send_once(
     session: aiohttp.ClientSession,
     method: str,
     url: str,
-    params: Mapping[str, str] | None,
+    params: Mapping[str, str] | QueryPairs | None,
     data: bytes | None,
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
+    limit: int | None,
 ) -> _Answer:
     """One HTTP exchange; aiohttp's exceptions become the SDK's, returned in the answer."""
     debug = log.isEnabledFor(logging.DEBUG)
@@ -328,7 +522,13 @@ async def _send_once(
         async with session.request(
             method, url, params=params, data=data, headers=headers, timeout=timeout
         ) as resp:
-            body = await resp.read()
+            length = resp.content_length
+            if limit is None or (
+                length is not None and length <= limit and "Content-Encoding" not in resp.headers
+            ):
+                body = await resp.read()  # the usual answer: its size is known and small
+            else:
+                body = await _read_capped(resp, limit, method, url)
             answer = _Answer(resp.status, resp.headers, body)
     except aiohttp.ClientConnectorError as exc:
         # No connection was made, so the server cannot have acted: safe to retry anything.
@@ -350,6 +550,14 @@ async def _send_once(
             f"{method} {url} failed: {exc.__class__.__name__}: {exc}", method=method, url=url
         )
         return _Answer(NO_ANSWER, _NO_HEADERS, b"", error)
+    except RuntimeError:
+        if not session.closed:
+            raise
+        # The client was closed under this call: the caller reports it as such.
+        error = APIConnectionError(
+            f"{method} {url}: the session was closed", method=method, url=url
+        )
+        return _Answer(NO_ANSWER, _NO_HEADERS, b"", error)
     if debug:
         log.debug(
             "%s %s -> %d (%.1f ms)",
@@ -361,10 +569,46 @@ async def _send_once(
     return answer
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, url: str) -> bytes:
+    """The decoded body, read as a stream and refused once it passes ``limit`` bytes.
+
+    aiohttp inflates a compressed body a bounded chunk at a time as it is read, so a
+    gzip bomb stops here after ``limit`` bytes instead of inflating in memory.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise APIResponseValidationError(
+                f"{method} {url} answered {resp.status} with a body over the client's limit "
+                f"of {limit:,} bytes (max_response_bytes); the rest was not read",
+                method=method,
+                url=url,
+                status_code=resp.status,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def build_status_error(
-    method: str, url: str, status: int, headers: Mapping[str, str], raw: bytes
+    method: str,
+    url: str,
+    status: int,
+    headers: Mapping[str, str],
+    raw: bytes,
+    *,
+    secret: str = "",
 ) -> APIStatusError:
-    """Turn an error answer (JSON, FastAPI 422, or a proxy's HTML page) into a typed error."""
+    """Turn an error answer (JSON, FastAPI 422, or a proxy's HTML page) into a typed error.
+
+    Every copy of ``secret`` (the client's token, which some servers echo back in a 401)
+    is masked in the body and headers the error carries.
+    """
+    if secret:
+        raw = _mask(raw, secret)
+        if any(secret in value for value in headers.values()):
+            headers = {key: value.replace(secret, _MASK) for key, value in headers.items()}
     body: Any
     try:
         body = _loads(raw) if raw else None
@@ -383,11 +627,13 @@ def build_status_error(
             for item in detail:
                 if isinstance(item, dict):
                     loc = item.get("loc")
+                    msg = item.get("msg")
+                    kind = item.get("type")
                     details.append(
                         ValidationErrorDetail(
                             loc=tuple(loc) if isinstance(loc, list) else (),
-                            msg=str(item.get("msg", "")),
-                            type=str(item.get("type", "")),
+                            msg=msg if isinstance(msg, str) else "",  # null: no words
+                            type=kind if isinstance(kind, str) else "",
                         )
                     )
             if details and not message:

@@ -18,6 +18,9 @@ from ._endpoints import Endpoint, Param
 __all__ = [
     "check_choice",
     "check_collections",
+    "check_extra_body",
+    "check_extra_query",
+    "check_headers",
     "check_id",
     "check_images",
     "check_metadata",
@@ -58,7 +61,9 @@ def _check_param(param: Param, value: object) -> object:
         return text
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{param.name} must be an int, got {type(value).__name__}")
-    low = 0 if param.minimum is None and param.location == "path" else param.minimum
+    # Identifiers are never negative, in the path or in the query (list_runs' user_id).
+    is_id = param.location == "path" or param.name.endswith("_id")
+    low = 0 if param.minimum is None and is_id else param.minimum
     if low is not None and value < low:
         raise ValueError(f"{param.name} must be >= {low}, got {value}")
     if param.maximum is not None and value > param.maximum:
@@ -204,3 +209,79 @@ def check_collections(endpoint: Endpoint, values: Mapping[str, object], *, prefi
             _check_list(prefix + field, value, kind)
         else:
             _check_map(prefix + field, value, kind)
+
+
+# --- extra request parts (``extra_headers=``, ``extra_query=``, ``extra_body=``) ----------
+_TOKEN_CHARS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field-name
+_PROTECTED_HEADERS: Final = frozenset({"authorization"})
+
+QueryValue = str | int | float | bool
+QueryPairs = list[tuple[str, str]]
+
+
+def check_headers(name: str, value: object) -> dict[str, str]:
+    """Extra HTTP headers: a mapping of header names to text, sent as given.
+
+    ``Authorization`` is refused: the client sends its own token, and a header that
+    replaces it would send a call on another account by accident (use a client with
+    ``token=...``). Line breaks and NUL are refused (they would split the header).
+    """
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of str to str, got {type(value).__name__}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _TOKEN_CHARS.match(key):
+            raise ValueError(f"{name}: {key!r} is not a valid HTTP header name")
+        if key.lower() in _PROTECTED_HEADERS:
+            raise ValueError(
+                f"{name} cannot set {key}: the client sends its own token "
+                "(create a client with token=... to call with another one)"
+            )
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{key!r}] must be a str, got {type(item).__name__}")
+        if any(c in item for c in "\r\n\x00"):
+            raise ValueError(f"{name}[{key!r}] must not contain line breaks or NUL")
+        out[key] = item
+    return out
+
+
+def _query_text(name: str, key: str, item: object) -> str:
+    if isinstance(item, bool):
+        return "true" if item else "false"  # as the SDK sends its own booleans
+    if isinstance(item, (int, float)):
+        return str(item)
+    if isinstance(item, str):
+        return check_text(f"{name}[{key!r}]", item, allow_empty=True)
+    raise TypeError(
+        f"{name}[{key!r}] must be a str, int, float or bool (or a list of them), "
+        f"got {type(item).__name__}"
+    )
+
+
+def check_extra_query(name: str, value: object) -> QueryPairs:
+    """Extra query parameters as (name, text) pairs; a list value repeats the parameter."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    pairs: QueryPairs = []
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{name} keys must be non-empty str, got {key!r}")
+        if isinstance(item, (list, tuple)):
+            pairs.extend((key, _query_text(name, key, one)) for one in item)
+        else:
+            pairs.append((key, _query_text(name, key, item)))
+    return pairs
+
+
+def check_extra_body(name: str, value: object) -> dict[str, Any]:
+    """Extra fields of a JSON body: a JSON object with string keys (no NaN or infinity)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} keys must be str, got {type(key).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be JSON-serialisable: {exc}") from None
+    return dict(value)

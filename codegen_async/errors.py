@@ -4,6 +4,8 @@ Every error derives from :class:`CodegenError`::
 
     CodegenError
     ├── ConfigurationError (also ValueError)      no token / org id, bad base URL
+    ├── ClientClosedError (also RuntimeError)     the client was closed (before or during
+    │                                              the call)
     ├── APIConnectionError (also ConnectionError) the request did not get an answer
     │   └── APITimeoutError (also TimeoutError)   ... within the timeout
     ├── APIResponseValidationError                 a 2xx answer of the wrong shape
@@ -41,6 +43,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "CodegenError",
     "ConfigurationError",
     "InternalServerError",
@@ -62,6 +65,14 @@ class CodegenError(Exception):
 
 class ConfigurationError(CodegenError, ValueError):
     """The client is missing a setting (token, organization id) or has an invalid one."""
+
+
+class ClientClosedError(CodegenError, RuntimeError):
+    """The client was closed: before this call, or while the call was in flight.
+
+    A call in flight when :meth:`~codegen_async.AsyncAgent.aclose` runs ends at once
+    with this error; it is never retried.
+    """
 
 
 class APIConnectionError(CodegenError, ConnectionError):
@@ -113,7 +124,8 @@ class ValidationErrorDetail:
 
     def __str__(self) -> str:
         where = ".".join(str(part) for part in self.loc)
-        return f"{where}: {self.msg}" if where else self.msg
+        what = self.msg or self.type or "invalid"
+        return f"{where}: {what}" if where else what
 
 
 class APIStatusError(CodegenError):

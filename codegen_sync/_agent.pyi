@@ -58,6 +58,13 @@ class Agent:
         allow_insecure_http: Allow ``http://`` to a host that is not loopback.
         session: An aiohttp session to use instead of the client's own (not closed by
             :meth:`aclose`).
+        deadline: Seconds a whole call may take at most: quota wait, every attempt and
+            the pauses between them; default none. A wait that cannot end in time is not
+            started: the call raises at once (:class:`RateLimitError` with
+            ``retry_after`` for a quota wait, else the last attempt's error).
+        default_headers: Headers sent with every call (not ``Authorization``).
+        max_response_bytes: Largest answer body read, decoded (default 32 MiB; ``None``:
+            no limit); a bigger one raises :class:`APIResponseValidationError`.
     """
 
     def __init__(
@@ -72,6 +79,9 @@ class Agent:
         rate_limit_backend: str | None = None,
         allow_insecure_http: bool = False,
         session: aiohttp.ClientSession | None = None,
+        deadline: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        max_response_bytes: int | None = 33554432,
     ) -> None: ...
     def __enter__(self) -> Agent: ...
     def __exit__(
@@ -82,6 +92,30 @@ class Agent:
     ) -> None: ...
     def close(self) -> None:
         """Close the client's HTTP session and connections. Safe to call more than once."""
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        deadline: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> Agent:
+        """A client with other defaults, sharing this one's connections.
+
+        The new client shares the session, the rate limiters, the stats and the run
+        poller, so it is cheap to make per call site
+        (``await agent.with_options(deadline=5).get_run(run_id)``). Closing either client
+        closes what they share.
+
+        Args:
+            timeout: Seconds for one attempt (a number or a :class:`Timeout`).
+            max_retries: Retries of a failed attempt.
+            deadline: Seconds a whole call may take at most.
+            default_headers: Headers added to this client's (same name: the new value).
+
+        ``None`` keeps this client's value.
+        """
 
     @property
     def org_id(self) -> int | None:
@@ -99,11 +133,25 @@ class Agent:
     def stats(self) -> TransportStats:
         """Requests sent, retries, 429s received, and seconds spent waiting for quota."""
 
-    def get_current_user(self, *, timeout: float | Timeout | None = None) -> User:
+    def get_current_user(
+        self,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> User:
         """Get the user the API token belongs to (``GET /v1/users/me``)."""
 
     def get_user(
-        self, user_id: int, org_id: int | None = None, *, timeout: float | Timeout | None = None
+        self,
+        user_id: int,
+        org_id: int | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> User:
         """Get one user of an organization.
 
@@ -119,6 +167,9 @@ class Agent:
         limit: int = 100,
         *,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[User]:
         """Get one page of an organization's users (``limit`` from 1 to 100)."""
 
@@ -136,6 +187,10 @@ class Agent:
         agent_type: AgentType | None = None,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> AgentRun:
         """Start an agent run (quota: 10 a minute).
 
@@ -160,6 +215,9 @@ class Agent:
         *,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AgentRun:
         """Get an agent run's status and result."""
 
@@ -172,6 +230,9 @@ class Agent:
         limit: int = 100,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[AgentRun]:
         """Get one page of an organization's agent runs, newest first.
 
@@ -198,6 +259,10 @@ class Agent:
         images: Sequence[str] | None = None,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> AgentRun:
         """Resume a paused agent run with a new prompt."""
 
@@ -209,6 +274,10 @@ class Agent:
         after_card_order_id: str | None = None,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> Any:
         """Ban all checks of the run's pull request and stop its agents."""
 
@@ -220,6 +289,10 @@ class Agent:
         after_card_order_id: str | None = None,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> Any:
         """Lift a ban on the run's pull request checks."""
 
@@ -231,6 +304,10 @@ class Agent:
         after_card_order_id: str | None = None,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> Any:
         """Remove Codegen from the run's pull request (same effect as banning its checks)."""
 
@@ -243,6 +320,9 @@ class Agent:
         reverse: bool = False,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AgentRunWithLogs:
         """Get an agent run with one page of its logs (alpha API; quota 60 a minute)."""
 
@@ -257,7 +337,14 @@ class Agent:
         """Iterate over every log entry of an agent run, in order, across pages."""
 
     def analyze_sandbox_logs(
-        self, sandbox_id: int, *, org_id: int | None = None, timeout: float | Timeout | None = None
+        self,
+        sandbox_id: int,
+        *,
+        org_id: int | None = None,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AnalyzeLogsResponse:
         """Start an agent that analyses a sandbox's setup logs (quota: 5 a minute).
 
@@ -276,6 +363,10 @@ class Agent:
         *,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> SetupCommandsResponse:
         """Start an agent that writes setup commands for a repository (quota: 5 a minute).
 
@@ -284,7 +375,14 @@ class Agent:
         """
 
     def generate_slack_connect_token(
-        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> SlackConnectToken:
         """Generate a single-use token that links a Slack account; it expires in 10 minutes.
 
@@ -292,7 +390,14 @@ class Agent:
         """
 
     def get_organizations(
-        self, skip: int = 0, limit: int = 100, *, timeout: float | Timeout | None = None
+        self,
+        skip: int = 0,
+        limit: int = 100,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[Organization]:
         """Get one page of the organizations the token's user belongs to."""
 
@@ -306,6 +411,9 @@ class Agent:
         limit: int = 100,
         *,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Page[Repository]:
         """Get one page of an organization's repositories."""
 
@@ -315,12 +423,25 @@ class Agent:
         """Iterate over every repository of an organization."""
 
     def get_integrations(
-        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> OrganizationIntegrations:
         """Get the status of every integration of an organization."""
 
     def get_check_suite_settings(
-        self, repo_id: int, *, org_id: int | None = None, timeout: float | Timeout | None = None
+        self,
+        repo_id: int,
+        *,
+        org_id: int | None = None,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> CheckSuiteSettings:
         """Get a repository's check-suite settings."""
 
@@ -331,6 +452,10 @@ class Agent:
         *,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> dict[str, Any]:
         """Update a repository's check-suite settings; fields left ``None`` are unchanged."""
 
@@ -342,6 +467,10 @@ class Agent:
         *,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> EditPullRequestResult:
         """Move a pull request to ``open``, ``closed``, ``draft`` or ``ready_for_review``."""
 
@@ -352,24 +481,54 @@ class Agent:
         *,
         org_id: int | None = None,
         timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        extra_body: Mapping[str, object] | None = None,
     ) -> EditPullRequestResult:
         """Move a pull request to a new state, by pull request id alone."""
 
     def get_cli_rules(
-        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> CliRules:
         """Get organization rules and the user's custom prompt for CLI agents."""
 
-    def get_mcp_providers(self, *, timeout: float | Timeout | None = None) -> list[OAuthProvider]:
+    def get_mcp_providers(
+        self,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> list[OAuthProvider]:
         """List the MCP providers."""
 
     def get_oauth_token_status(
-        self, org_id: int | None = None, *, timeout: float | Timeout | None = None
+        self,
+        org_id: int | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Any:
         """The providers with an active OAuth token for the user and organization (raw JSON)."""
 
     def revoke_oauth_token(
-        self, provider: str, org_id: int | None = None, *, timeout: float | Timeout | None = None
+        self,
+        provider: str,
+        org_id: int | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Any:
         """Revoke the user's OAuth tokens for ``provider`` in the organization (raw JSON)."""
 

@@ -9,6 +9,8 @@ member of the async class          twin           on the blocking class
 a name in :data:`REPLACED`         ``REPLACED``   the blocking client's own method (``close``)
 a property                         ``PROPERTY``   forwarded to the async client
 a static or class method           ``OMITTED``    left out (none exists; the twin test would say)
+a function returning its own class ``DERIVE``     runs at once; returns a blocking client over
+                                                  the result (``with_options``)
 an async generator function        ``ITERATE``    returns a ``SyncIterator`` over it
 a coroutine function               ``CALL``       runs on the loop; its result made blocking
 another function                   ``INVOKE``     runs on the loop thread; an awaitable awaited
@@ -25,7 +27,15 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["METHODS", "REPLACED", "Twin", "public_members", "twin_of", "wrapped_members"]
+__all__ = [
+    "METHODS",
+    "REPLACED",
+    "Twin",
+    "public_members",
+    "returns_own_class",
+    "twin_of",
+    "wrapped_members",
+]
 
 
 class Twin(enum.Enum):
@@ -34,6 +44,7 @@ class Twin(enum.Enum):
     REPLACED = "replaced by the blocking client's own method"
     PROPERTY = "forwarded to the async client"
     OMITTED = "left out"
+    DERIVE = "returns a blocking client over the async client it returns"
     ITERATE = "returns a blocking iterator"
     CALL = "runs on the loop, result made blocking"
     INVOKE = "runs on the loop thread, awaitable result awaited"
@@ -43,13 +54,23 @@ class Twin(enum.Enum):
 # Members of the async class that the blocking client replaces with its own (close()).
 REPLACED: Final = frozenset({"aclose"})
 # The twins that are methods (a ``def`` in the stub).
-METHODS: Final = frozenset({Twin.ITERATE, Twin.CALL, Twin.INVOKE})
+METHODS: Final = frozenset({Twin.DERIVE, Twin.ITERATE, Twin.CALL, Twin.INVOKE})
+
+
+def returns_own_class(member: Any) -> bool:
+    """A plain function annotated as returning the class it is defined in (``with_options``)."""
+    if not inspect.isfunction(member) or inspect.iscoroutinefunction(member):
+        return False
+    owner = member.__qualname__.rpartition(".")[0]
+    return bool(owner) and member.__annotations__.get("return") == owner
+
 
 # The table, first matching row wins; no row matches a constant.
 _RULES: Final[tuple[tuple[Callable[[str, Any], bool], Twin], ...]] = (
     (lambda name, member: name in REPLACED, Twin.REPLACED),
     (lambda name, member: isinstance(member, property), Twin.PROPERTY),
     (lambda name, member: isinstance(member, (staticmethod, classmethod)), Twin.OMITTED),
+    (lambda name, member: returns_own_class(member), Twin.DERIVE),
     (lambda name, member: inspect.isasyncgenfunction(member), Twin.ITERATE),
     (lambda name, member: inspect.iscoroutinefunction(member), Twin.CALL),
     (lambda name, member: inspect.isfunction(member), Twin.INVOKE),

@@ -259,6 +259,7 @@ def render_raw(sync_cls: type[Any] | None = None) -> str:
             names.add(kind)
             members.append(f"    {name}: {kind}\n")
         # REPLACED (close() is written above) and OMITTED: nothing
+    names.discard(sync_cls.__name__)  # a method returning the blocking class itself
     imports = _import_lines(names, _imports_of(module), module.__name__)
     source = f"{async_cls.__module__}.{async_cls.__qualname__}"
     return (

@@ -235,7 +235,7 @@ class _State:
     async client for the child's own loop.
     """
 
-    __slots__ = ("arguments", "client", "closed", "factory", "name", "portal")
+    __slots__ = ("arguments", "client", "closed", "factory", "name", "parent", "portal")
 
     def __init__(
         self, name: str, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -246,6 +246,9 @@ class _State:
         self.client: Any = factory(*args, **kwargs)  # checks the settings now, in the caller
         self.portal: Portal | None = None
         self.closed = False
+        # The blocking client this one was derived from (``with_options``), kept alive while
+        # this one is in use: the two share one async client's session.
+        self.parent: SyncClient | None = None
 
     def bind(self, portal: Portal) -> tuple[Portal, Any]:
         with _bind_lock:
@@ -273,8 +276,8 @@ def _client_repr(state: _State) -> str:
 
 def _finalize(state: _State) -> None:
     """A client was garbage-collected without ``close()``: close it on the loop, and warn."""
-    if state.closed:
-        return
+    if state.closed or state.parent is not None:
+        return  # a derived client's session is its parent's, closed with the parent
     state.closed = True
     portal = state.portal
     if portal is None or portal is not current_portal() or portal.stopping:
@@ -310,6 +313,28 @@ class SyncClient(_ClosedOnExit):
         # Holds ``state`` only, never ``self``; at exit the portal closes open clients itself.
         self._finalizer = weakref.finalize(self, _finalize, state)
         self._finalizer.atexit = False
+
+    def _adopt(self: _C, client: Any, rebuild: Callable[[Any], Any]) -> _C:
+        """A blocking client over ``client``, an async client derived from this one's.
+
+        ``rebuild(async_client)`` makes it again from a fresh parent client (first use
+        after ``os.fork()``).
+        """
+        parent = self._state
+
+        def factory() -> Any:
+            arguments = parent.arguments
+            return rebuild(parent.factory(*arguments.args, **arguments.kwargs))
+
+        other = object.__new__(type(self))
+        state = object.__new__(_State)
+        state.name, state.factory, state.arguments = parent.name, factory, _Arguments((), {})
+        state.client, state.portal, state.closed = client, None, False
+        state.parent = self
+        other._state = state
+        other._finalizer = weakref.finalize(other, _finalize, state)
+        other._finalizer.atexit = False
+        return other
 
     def _bound(self) -> tuple[Portal, Any]:
         """The portal and the async client to run a call with (binding them on first use)."""
@@ -416,8 +441,19 @@ def _invoking(fn: Callable[..., Any]) -> Callable[..., Any]:
     return invoke
 
 
+def _deriving(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # Runs in the caller's thread: making a derived client does no I/O, so it costs no trip
+    # through the loop and can be done per call site.
+    def derive(self: SyncClient, /, *args: Any, **kwargs: Any) -> Any:
+        client = fn(self._state.client, *args, **kwargs)
+        return self._adopt(client, lambda parent: fn(parent, *args, **kwargs))
+
+    return derive
+
+
 # How each method twin of the rules table is built.
 _METHOD_MAKERS: Final[dict[Twin, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
+    Twin.DERIVE: _deriving,
     Twin.ITERATE: _iterating,
     Twin.CALL: _calling,
     Twin.INVOKE: _invoking,
@@ -456,6 +492,11 @@ def _derive(cls: type[SyncClient], async_cls: type[Any]) -> None:
         elif twin in _METHOD_MAKERS:
             method = _METHOD_MAKERS[twin](member)
             _describe(method, cls, name, member)
+            if twin is Twin.DERIVE:  # it returns the blocking class, not the async one
+                method.__signature__ = inspect.signature(method).replace(  # type: ignore[attr-defined]
+                    return_annotation=cls.__name__
+                )
+                method.__annotations__["return"] = cls
             setattr(cls, name, method)
         elif twin is Twin.CONSTANT:
             setattr(cls, name, member)

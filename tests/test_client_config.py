@@ -107,7 +107,7 @@ async def test_unclosed_client_warns_once() -> None:
         mock.get(f"{BASE}/v1/users/me", payload={"id": 1, "github_user_id": "1",
                                                  "github_username": "a"})  # fmt: skip
         await client.get_current_user()
-    session = client._transport._session
+    session = client._transport._shared.session
     assert session is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

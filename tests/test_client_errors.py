@@ -36,6 +36,7 @@ from codegen_async._retry import (
     may_retry,
     parse_retry_after,
 )
+from codegen_async._transport import Transport
 
 from .conftest import BASE, ORG, TOKEN
 
@@ -265,13 +266,11 @@ async def test_retry_after_is_honoured_before_the_retry(
     agent: AsyncAgent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
-    real_sleep = asyncio.sleep
 
-    async def fake_sleep(delay: float) -> None:
+    async def fake_pause(_transport: Transport, delay: float) -> None:
         slept.append(delay)
-        await real_sleep(0)
 
-    monkeypatch.setattr("codegen_async._transport.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr(Transport, "_pause", fake_pause)
     with aioresponses() as mock:
         mock.get(RUN_URL, status=503, payload={"message": "busy"}, headers={"Retry-After": "3"})
         mock.get(RUN_URL, payload=RUN)

@@ -93,12 +93,12 @@ async def test_a_full_cycle_leaves_no_task_session_socket_or_thread(emu: Emulato
     async with emu.client() as agent:
         world = await world_of(agent, emu.info())
         outcomes = await drive_async(agent, world)
-        session = agent._transport._session
+        session = agent._transport._shared.session
         assert session is not None and not session.closed
         assert _connections_to(emu.port), "the check must see the client's own connections"
     await _settle()
     assert not [o for _, o in outcomes if isinstance(o, CodegenError)]
-    assert session.closed and agent._transport._session is None
+    assert session.closed and agent._transport._shared.session is None
     assert _connections_to(emu.port) == []
     assert _other_tasks(tasks_before) == []
     assert _open_sessions() == sessions_before

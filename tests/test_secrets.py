@@ -175,7 +175,7 @@ async def test_every_operation_keeps_the_token_out_of_sight(
         evidence.add("client settings", agent._config)
         evidence.add("transport", agent._transport)
         evidence.add("rate limits", agent.rate_limits)
-        evidence.add("limiters", list(agent._transport._limiters.values()))
+        evidence.add("limiters", list(agent._transport._shared.limiters.values()))
     evidence.add("closed client", agent)
     evidence.add("emulator", emu)
     evidence.add("emulator stats", emu.stats())
@@ -317,7 +317,7 @@ async def test_the_rate_limit_registry_keys_hold_no_token(emu: Emulator) -> None
     async with emu.client() as agent:
         await agent.get_current_user()
         assert_no_secret(repr(REGISTRY.__dict__), "the limiter registry")
-        for limiter in agent._transport._limiters.values():
+        for limiter in agent._transport._shared.limiters.values():
             assert_no_secret(repr(limiter), "a limiter")
 
 

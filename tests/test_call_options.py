@@ -1,0 +1,260 @@
+"""Per-call options and with_options(), on both clients (issue 15 #3 and #5, issue 14 #8).
+
+The exact requests are checked against a recording server on loopback (tests/
+recording_server.py), which both the asyncio and the blocking client can reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from codegen_async import (
+    APITimeoutError,
+    AsyncAgent,
+    ConfigurationError,
+    InternalServerError,
+    RateLimitError,
+    RateLimits,
+)
+from codegen_async._endpoints import ENDPOINTS
+from codegen_sync import Agent
+
+from .conftest import ORG, TOKEN
+from .recording_server import RecordingServer
+
+CALL_OPTIONS = ("timeout", "deadline", "extra_headers", "extra_query")
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    with RecordingServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client(server: RecordingServer) -> AsyncIterator[AsyncAgent]:
+    async with AsyncAgent(
+        TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled()
+    ) as agent:
+        yield agent
+
+
+def _sync(server: RecordingServer, **kwargs: Any) -> Agent:
+    return Agent(TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled(), **kwargs)
+
+
+# --- the surface ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [AsyncAgent, Agent])
+def test_every_operation_takes_the_call_options(cls: type[Any]) -> None:
+    for name, endpoint in ENDPOINTS.items():
+        params = inspect.signature(getattr(cls, name)).parameters
+        for option in CALL_OPTIONS:
+            assert option in params, f"{cls.__name__}.{name} lacks {option}="
+            assert params[option].kind is inspect.Parameter.KEYWORD_ONLY
+        # A body field can be added only where the operation has a body.
+        assert ("extra_body" in params) == (endpoint.body is not None), name
+
+
+# --- extra headers, query and body -----------------------------------------------------------
+async def test_extra_values_are_sent_as_given_and_win(
+    client: AsyncAgent, server: RecordingServer
+) -> None:
+    await client.get_users(
+        skip=0,
+        limit=5,
+        extra_query={"limit": 7, "new_filter": "x", "flag": True, "tag": ["a", "b"]},
+        extra_headers={"X-Trace": "t-1", "accept": "application/x-test"},
+    )
+    request = server.requests[-1]
+    assert ("limit", "7") in request.query and ("limit", "5") not in request.query
+    assert ("new_filter", "x") in request.query and ("flag", "true") in request.query
+    assert [v for k, v in request.query if k == "tag"] == ["a", "b"]
+    assert request.headers["X-Trace"] == "t-1"
+    assert request.headers["Accept"] == "application/x-test"  # one Accept, the caller's
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+    await client.run("hello", extra_body={"prompt": "override", "new_field": {"a": 1}})
+    body = json.loads(server.requests[-1].body)
+    assert body == {"prompt": "override", "new_field": {"a": 1}}
+    assert server.requests[-1].headers["Content-Type"] == "application/json"
+
+
+async def test_plain_calls_send_what_they_sent_before(
+    client: AsyncAgent, server: RecordingServer
+) -> None:
+    await client.get_users(limit=5)
+    request = server.requests[-1]
+    assert request.query == [("skip", "0"), ("limit", "5")]
+    assert "X-Trace" not in request.headers
+
+
+async def test_the_token_cannot_be_replaced_by_accident(client: AsyncAgent) -> None:
+    for spelling in ("Authorization", "authorization", "AUTHORIZATION"):
+        with pytest.raises(ValueError, match="token"):
+            await client.get_current_user(extra_headers={spelling: "Bearer other"})
+        with pytest.raises(ConfigurationError, match="token"):
+            AsyncAgent(TOKEN, ORG, default_headers={spelling: "Bearer other"})
+        with pytest.raises(ValueError, match="token"):
+            client.with_options(default_headers={spelling: "Bearer other"})
+
+
+async def test_extra_values_are_checked(client: AsyncAgent) -> None:
+    with pytest.raises(ValueError, match="line breaks"):
+        await client.get_current_user(extra_headers={"X-A": "a\r\nX-Injected: 1"})
+    with pytest.raises(TypeError, match="extra_query"):
+        await client.get_current_user(extra_query={"a": object()})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="JSON"):
+        await client.run("x", extra_body={"a": float("nan")})
+    # Known parameters are checked as before, whatever the extras.
+    with pytest.raises(ValueError, match="limit"):
+        await client.get_users(limit=0, extra_query={"limit": 5})
+
+
+async def test_default_headers_go_with_every_call(server: RecordingServer) -> None:
+    async with AsyncAgent(
+        TOKEN,
+        ORG,
+        base_url=server.base_url,
+        rate_limits=RateLimits.disabled(),
+        default_headers={"X-Team": "infra", "User-Agent": "my-app/1.0"},
+    ) as agent:
+        await agent.get_current_user()
+        await agent.run("x")
+    for request in server.requests:
+        assert request.headers["X-Team"] == "infra"
+        assert request.headers["User-Agent"] == "my-app/1.0"
+
+
+def test_the_blocking_client_sends_the_extras(server: RecordingServer) -> None:
+    with _sync(server, default_headers={"X-Team": "infra"}) as agent:
+        agent.run("x", extra_body={"new_field": 1}, extra_headers={"X-Trace": "s"})
+        agent.get_users(extra_query={"q": "1"})
+    run, users = server.requests[-2:]
+    assert json.loads(run.body)["new_field"] == 1
+    assert run.headers["X-Trace"] == "s" and run.headers["X-Team"] == "infra"
+    assert ("q", "1") in users.query
+
+
+# --- with_options ----------------------------------------------------------------------------
+async def test_with_options_shares_the_connections(
+    client: AsyncAgent, server: RecordingServer
+) -> None:
+    await client.get_current_user()
+    quick = client.with_options(timeout=3, max_retries=0, default_headers={"X-Site": "a"})
+    assert isinstance(quick, AsyncAgent)
+    await quick.get_current_user()
+    assert quick._transport._shared is client._transport._shared  # one session, limiters
+    assert quick.stats is client.stats and client.stats.requests == 2
+    assert quick._poller() is client._poller()
+    assert server.requests[-1].headers["X-Site"] == "a"
+    assert "X-Site" not in server.requests[0].headers
+    assert quick._config.max_retries == 0 and client._config.max_retries == 2
+    # Options of a derived client add up; None keeps the parent's.
+    again = quick.with_options(default_headers={"X-Other": "b"})
+    assert again._config.default_headers == {"X-Site": "a", "X-Other": "b"}
+    assert again._config.timeout.total == 3
+
+
+async def test_closing_a_derived_client_closes_what_it_shares(server: RecordingServer) -> None:
+    parent = AsyncAgent(TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled())
+    child = parent.with_options(deadline=5)
+    await child.get_current_user()
+    await child.aclose()
+    assert parent._transport.closed
+
+
+def test_with_options_on_the_blocking_client(server: RecordingServer) -> None:
+    with _sync(server) as agent:
+        agent.get_current_user()
+        quick = agent.with_options(deadline=5, default_headers={"X-Site": "s"})
+        assert isinstance(quick, Agent)
+        quick.get_current_user()
+        assert quick.stats is agent.stats and agent.stats.requests == 2
+        assert server.requests[-1].headers["X-Site"] == "s"
+        del quick  # dropping a derived client closes nothing
+        agent.get_current_user()
+
+
+def test_with_options_does_not_keep_its_parent_from_working_when_chained(
+    server: RecordingServer,
+) -> None:
+    agent = _sync(server).with_options(timeout=5)  # the parent is only referenced by it
+    try:
+        agent.get_current_user()
+        agent.get_current_user()
+    finally:
+        agent.close()
+
+
+# --- deadline --------------------------------------------------------------------------------
+async def test_deadline_does_not_sleep_a_retry_after_that_cannot_fit(
+    client: AsyncAgent, server: RecordingServer
+) -> None:
+    async def busy(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"message": "busy"}, status=503, headers={"Retry-After": "20"})
+
+    server.handler = busy
+    started = time.monotonic()
+    with pytest.raises(InternalServerError):
+        await client.get_users(timeout=2, deadline=2)
+    assert time.monotonic() - started < 10  # not the 20 s the server asked for
+    assert len(server.requests) == 1
+
+
+async def test_deadline_raises_the_429_at_once_with_its_retry_after(
+    client: AsyncAgent, server: RecordingServer
+) -> None:
+    async def limited(request: web.Request) -> web.StreamResponse:
+        return web.json_response(
+            {"message": "slow down"}, status=429, headers={"Retry-After": "20"}
+        )
+
+    server.handler = limited
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as info:
+        await client.get_current_user(deadline=3)
+    assert time.monotonic() - started < 10
+    assert info.value.retry_after == 20
+
+
+async def test_deadline_bounds_every_attempt_and_the_pauses(server: RecordingServer) -> None:
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    server.handler = hang
+    async with AsyncAgent(
+        TOKEN,
+        ORG,
+        base_url=server.base_url,
+        rate_limits=RateLimits.disabled(),
+        timeout=20,
+        deadline=1,  # the client's default, for every call
+    ) as agent:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError, match="deadline of 1s"):
+            await agent.get_current_user()
+        assert time.monotonic() - started < 8
+
+
+def test_deadline_on_the_blocking_client(server: RecordingServer) -> None:
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    server.handler = hang
+    with _sync(server) as agent:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError, match="deadline"):
+            agent.get_current_user(deadline=0.5)
+        assert time.monotonic() - started < 8
+        with pytest.raises(APITimeoutError, match="deadline"):
+            agent.with_options(deadline=0.5).get_current_user()
