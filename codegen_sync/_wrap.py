@@ -314,7 +314,7 @@ class SyncClient(_ClosedOnExit):
         self._finalizer = weakref.finalize(self, _finalize, state)
         self._finalizer.atexit = False
 
-    def _adopt(self: _C, client: Any, rebuild: Callable[[Any], Any]) -> _C:
+    def _adopt(self, client: Any, rebuild: Callable[[Any], Any]) -> Self:
         """A blocking client over ``client``, an async client derived from this one's.
 
         ``rebuild(async_client)`` makes it again from a fresh parent client (first use
