@@ -20,6 +20,7 @@ from ._config import (
     Timeout,
     check_retries,
     check_seconds,
+    env_rate_limit_scale,
     redact,
     resolve_config,
 )
@@ -82,7 +83,8 @@ class AsyncAgent:
         timeout: Seconds for one request (a number, or a :class:`Timeout` with ``total``
             and ``connect``); default 60 s total, 10 s to connect.
         max_retries: Retries of a failed attempt (0 disables); default 2.
-        rate_limits: Quotas to keep; default :meth:`RateLimits.documented`.
+        rate_limits: Quotas to keep; default :meth:`RateLimits.documented`, its windows
+            (and so the poll intervals) scaled by ``CODEGEN_RATE_LIMIT_SCALE`` if set.
             :meth:`RateLimits.disabled` turns client-side limiting off.
         rate_limit_backend: ``"redis://host:port/db"`` to share quotas with other
             processes; default ``CODEGEN_RATE_LIMIT_BACKEND``, else in-process memory.
@@ -135,7 +137,10 @@ class AsyncAgent:
             default_headers=default_headers,
             max_response_bytes=max_response_bytes,
         )
-        limits = RateLimits.documented() if rate_limits is None else rate_limits
+        if rate_limits is None:
+            limits = RateLimits.documented(scale=env_rate_limit_scale())
+        else:
+            limits = rate_limits
         self._transport = Transport(
             self._config, limits, backend=self._config.rate_limit_backend, session=session
         )

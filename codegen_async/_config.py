@@ -27,6 +27,7 @@ __all__ = [
     "SecretStr",
     "Timeout",
     "check_seconds",
+    "env_rate_limit_scale",
     "redact",
     "resolve_config",
 ]
@@ -36,6 +37,7 @@ ENV_TOKEN: Final = "CODEGEN_API_TOKEN"
 ENV_ORG_ID: Final = "CODEGEN_ORG_ID"
 ENV_BASE_URL: Final = "CODEGEN_API_BASE_URL"
 ENV_RATE_LIMIT_BACKEND: Final = "CODEGEN_RATE_LIMIT_BACKEND"
+ENV_RATE_LIMIT_SCALE: Final = "CODEGEN_RATE_LIMIT_SCALE"
 # The largest decoded answer read: a log page of 100 long entries is a few MB; a bigger body
 # is a broken or hostile server (a 0.4 MB gzip bomb inflates to over a GB).
 DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
@@ -254,3 +256,27 @@ def check_base_url(url: str, allow_insecure_http: bool) -> str:
             "use https, or pass allow_insecure_http=True"
         )
     return url
+
+
+def env_rate_limit_scale() -> float:
+    """``CODEGEN_RATE_LIMIT_SCALE``: the factor for the default quotas' windows (1 if unset).
+
+    Set it to an emulator's time scale (the pytest plugin's ``codegen_emulator_env`` does)
+    so that a client built with no arguments keeps the emulator's scaled quotas, and polls
+    as often, instead of real minutes.
+
+    Raises:
+        ConfigurationError: the variable is not a positive finite number.
+    """
+    raw = os.environ.get(ENV_RATE_LIMIT_SCALE, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = math.nan
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ConfigurationError(
+            f"{ENV_RATE_LIMIT_SCALE} must be a positive number (e.g. 0.01), got {raw!r}"
+        )
+    return scale

@@ -51,7 +51,8 @@ class Agent:
         timeout: Seconds for one request (a number, or a :class:`Timeout` with ``total``
             and ``connect``); default 60 s total, 10 s to connect.
         max_retries: Retries of a failed attempt (0 disables); default 2.
-        rate_limits: Quotas to keep; default :meth:`RateLimits.documented`.
+        rate_limits: Quotas to keep; default :meth:`RateLimits.documented`, its windows
+            (and so the poll intervals) scaled by ``CODEGEN_RATE_LIMIT_SCALE`` if set.
             :meth:`RateLimits.disabled` turns client-side limiting off.
         rate_limit_backend: ``"redis://host:port/db"`` to share quotas with other
             processes; default ``CODEGEN_RATE_LIMIT_BACKEND``, else in-process memory.

@@ -38,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     with EmulatorThread(time_scale=args.time_scale) as emu, tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
-            "CODEGEN_API_BASE_URL": emu.base_url,
-            "CODEGEN_API_TOKEN": emu.token,
-            "CODEGEN_ORG_ID": str(emu.org_id),
+            **emu.client_env(),  # CODEGEN_* for Agent(), quotas scaled like the emulator's
             "CODEGEN_EXAMPLE_TIME_SCALE": str(args.time_scale),
             "CODEGEN_EXAMPLE_OUTPUT_DIR": tmp,
             "PYTHONIOENCODING": "utf-8",

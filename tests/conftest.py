@@ -22,6 +22,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "CODEGEN_ORG_ID",
         "CODEGEN_API_BASE_URL",
         "CODEGEN_RATE_LIMIT_BACKEND",
+        "CODEGEN_RATE_LIMIT_SCALE",
     ):
         monkeypatch.delenv(name, raising=False)
     REGISTRY.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,18 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def readme_ini() -> str:
+    """The ``pytest.ini`` the README gives for the plugin (the suite below runs with it)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```ini\n(\[pytest\]\n.*?)```", readme, re.S)
+    assert len(blocks) == 1, "README.md should show one pytest.ini for the plugin"
+    return str(blocks[0])
+
+
 USER_TESTS = """
 import asyncio
+import time
 
 import pytest
 
@@ -51,6 +62,25 @@ def test_env_fixture(codegen_emulator_env):
             return (await agent.get_current_user()).id
 
     assert asyncio.run(main()) == codegen_emulator_env.user_id
+
+
+def test_env_fixture_client_keeps_the_scaled_quotas(codegen_emulator_env):
+    # A plain Agent() takes the emulator's time scale from CODEGEN_RATE_LIMIT_SCALE, like
+    # Emulator.client_kwargs(): six setup-command calls against a quota of five a (scaled)
+    # minute take about 0.6 s, not the 61 s of the real quota.
+    from codegen_sync import Agent
+
+    with Agent() as agent, Agent(**codegen_emulator_env.client_kwargs()) as twin:
+        assert agent.rate_limits == twin.rate_limits
+        started = time.monotonic()
+        for _ in range(6):
+            agent.generate_setup_commands(456)
+        elapsed = time.monotonic() - started
+        run = agent.generate_setup_commands_and_wait(457, timeout=30)
+        assert run.status == "completed"
+    assert elapsed < 15, elapsed
+    assert agent.stats.rate_limit_wait_seconds > 0  # the sixth call was held back
+    assert codegen_emulator_env.stats()["rate_limited"] == 0
 """
 
 OVERRIDE = """
@@ -85,9 +115,12 @@ def test_plugin_in_a_user_suite(
     # The documented way: the plugin is named in the suite's conftest.py.
     pytester.makeconftest('pytest_plugins = ["codegen_async.emulator.pytest_plugin"]\n')
     pytester.makepyfile(test_user=USER_TESTS, test_override=OVERRIDE)
+    # The README's pytest.ini, with the loop scope under test.
+    scope_line = "asyncio_default_fixture_loop_scope = function"
+    ini = readme_ini()
+    assert scope_line in ini
     pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\n"
-        f"asyncio_default_fixture_loop_scope = {fixture_loop_scope}\n"
+        ini.replace(scope_line, f"asyncio_default_fixture_loop_scope = {fixture_loop_scope}")
     )
     env_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     monkeypatch.setenv("PYTHONPATH", env_path)
@@ -95,4 +128,4 @@ def test_plugin_in_a_user_suite(
     result = pytester.runpytest_subprocess(
         "-q", "-p", "no:cacheprovider", "-W", "error", "-o", "timeout=20"
     )
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)

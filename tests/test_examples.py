@@ -378,3 +378,32 @@ def test_notebook_runs_against_the_emulator(
     assert "Error found" in text
     assert text.count("agent run ") >= 3
     assert "Connect my account: " in text
+
+
+@pytest.mark.slow
+def test_notebook_on_its_own_emulator_first_run_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new user's first try: no CODEGEN_* set, so the notebook starts its own emulator
+    # with the defaults; its first agent run must complete, not fail.
+    from nbclient import NotebookClient
+
+    for name in [k for k in os.environ if k.startswith("CODEGEN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    outputs = [
+        "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    ]
+    assert "Started the emulator" in outputs[0]
+    first_run = next(text for text in outputs if "Started agent run" in text)
+    assert re.search(r"Agent run \d+: completed\n", first_run), first_run
+    assert "failed" not in "".join(outputs)

@@ -70,7 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds (before scaling) an agent run takes; default 5 30",
     )
     parser.add_argument(
-        "--failure-rate", type=_rate, default=0.1, help="share of runs that fail (default 0.1)"
+        "--failure-rate",
+        type=_rate,
+        default=0.0,
+        help="share of runs that fail (default 0: every run completes)",
     )
     parser.add_argument(
         "--max-runs", type=int, default=None, help="runs allowed before 402 (default: no limit)"
@@ -110,7 +113,14 @@ async def _serve(args: argparse.Namespace) -> None:
             print(
                 f"Codegen API emulator on {emulator.base_url} (org {emulator.org_id}, "
                 f"time scale {emulator.time_scale:g}, rate limit {args.rate_limit}); "
-                "stop with Ctrl+C",
+                "stop with Ctrl+C"
+                + (
+                    f"\nclients keep its quotas with CODEGEN_RATE_LIMIT_SCALE="
+                    f"{emulator.time_scale!r} (or codegen-api --rate-limit-scale "
+                    f"{emulator.time_scale!r})"
+                    if emulator.time_scale != 1.0
+                    else ""
+                ),
                 file=sys.stderr,
                 flush=True,
             )

@@ -78,7 +78,8 @@ class Emulator:
         status_style: ``"api"`` sends ``ACTIVE``/``COMPLETE``/``ERROR``/``CANCELLED``
             like the service; ``"docs"`` sends ``running``/``completed``/``failed``/...
         run_duration: (min, max) seconds, before scaling, a run takes to finish.
-        failure_rate: Share of runs that end ``failed``.
+        failure_rate: Share of runs that end ``failed`` (default 0: every run completes
+            unless you ask for failures here, with :meth:`finish_run` or with a fault).
         token: The API token of the organization's admin; default: derived from the seed.
         org_id: The organization's id (default 1); ``org_id + 1`` is a second organization
             the user belongs to, ``org_id + 2`` one they do not.
@@ -95,7 +96,7 @@ class Emulator:
         seed: int = 0,
         status_style: StatusStyle = "api",
         run_duration: tuple[float, float] = (5.0, 30.0),
-        failure_rate: float = 0.1,
+        failure_rate: float = 0.0,
         token: str | None = None,
         org_id: int | None = None,
         max_runs: int | None = None,
@@ -217,6 +218,20 @@ class Emulator:
         }
         kwargs.update(overrides)
         return kwargs
+
+    def client_env(self) -> dict[str, str]:
+        """The ``CODEGEN_*`` environment variables that point a client built with no
+        arguments (``Agent()``, ``codegen-api``) at this emulator, quotas and poll
+        intervals scaled like the server's (``CODEGEN_RATE_LIMIT_SCALE``): the same
+        settings as :meth:`client_kwargs`."""
+        if not self.base_url:
+            raise RuntimeError("start the emulator before asking where it is")
+        return {
+            "CODEGEN_API_TOKEN": self.token,
+            "CODEGEN_ORG_ID": str(self.org_id),
+            "CODEGEN_API_BASE_URL": self.base_url,
+            "CODEGEN_RATE_LIMIT_SCALE": repr(self.time_scale),
+        }
 
     def client(self, **overrides: Any) -> AsyncAgent:
         """An ``AsyncAgent`` for this emulator (close it, or use ``async with``)."""

@@ -74,7 +74,7 @@ class EmulatorConfig:
     time_scale: float = 1.0
     status_style: StatusStyle = "api"
     run_duration: tuple[float, float] = (5.0, 30.0)
-    failure_rate: float = 0.1
+    failure_rate: float = 0.0
     max_runs: int | None = None
 
 

@@ -42,7 +42,7 @@ class EmulatorThread:
         seed: int = 0,
         status_style: StatusStyle = "api",
         run_duration: tuple[float, float] = (5.0, 30.0),
-        failure_rate: float = 0.1,
+        failure_rate: float = 0.0,
         token: str | None = None,
         org_id: int | None = None,
         max_runs: int | None = None,
@@ -163,6 +163,10 @@ class EmulatorThread:
     def client_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Arguments for ``codegen_sync.Agent(...)`` aimed at this emulator."""
         return self.emulator.client_kwargs(**overrides)
+
+    def client_env(self) -> dict[str, str]:
+        """See :meth:`Emulator.client_env`."""
+        return self.emulator.client_env()
 
     def inject_fault(
         self,
