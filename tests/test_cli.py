@@ -231,7 +231,8 @@ def test_run_then_wait(emu: EmulatorThread) -> None:
 
     finished = ok_json("wait", str(started["id"]), *FAST_POLL, env=env)
     assert [r["id"] for r in finished] == [started["id"]]
-    assert finished[0]["status"] == "COMPLETE"
+    assert finished[0]["status"] == "completed"
+    assert finished[0]["status_raw"] == "COMPLETE"
 
     # Without --json: a results table on stdout, one line per finished run on stderr.
     shown = run_cli("wait", str(started["id"]), *FAST_POLL, env=env)
@@ -242,7 +243,7 @@ def test_run_then_wait(emu: EmulatorThread) -> None:
 
 def test_run_wait_reads_prompt_from_stdin(emu: EmulatorThread) -> None:
     run = ok_json("run", "-", "--wait", *FAST_POLL, env=emu_env(emu), input="Write the changelog\n")
-    assert run["status"] == "COMPLETE"
+    assert run["status"] == "completed"
     assert emu.run_info(run["id"])["prompt"].strip() == "Write the changelog"
 
 
@@ -264,7 +265,8 @@ def test_wait_exit_status_when_a_run_fails(emu: EmulatorThread) -> None:
     assert proc.returncode == ExitCode.RUN_NOT_COMPLETED
     runs = json.loads(proc.stdout)
     assert [r["id"] for r in runs] == [good, bad]  # duplicates waited on once, order kept
-    assert [r["status"] for r in runs] == ["COMPLETE", "ERROR"]
+    assert [r["status"] for r in runs] == ["completed", "failed"]
+    assert [r["status_raw"] for r in runs] == ["COMPLETE", "ERROR"]
 
 
 def test_wait_timeout_exits_5(emu: EmulatorThread) -> None:
@@ -350,7 +352,7 @@ def test_analyze_logs(emu: EmulatorThread) -> None:
 
     assert done.returncode == 0, done.stderr
     analysis = json.loads(done.stdout)
-    assert analysis["status"] == "COMPLETE"
+    assert analysis["status"] == "completed"
     assert "Error found" in analysis["result"]
 
     assert table.returncode == 0, table.stderr
@@ -385,7 +387,7 @@ def test_setup_commands(emu: EmulatorThread, tmp_path: Path) -> None:
 
     assert waited.returncode == 0, waited.stderr
     run = json.loads(waited.stdout)
-    assert run["status"] == "COMPLETE" and "pip install" in run["result"]
+    assert run["status"] == "completed" and "pip install" in run["result"]
 
     assert "404" in one_error_line(missing, ExitCode.API_ERROR)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from .._config import ENV_BASE_URL, ENV_ORG_ID, ENV_TOKEN
+from .._config import ENV_BASE_URL, ENV_ORG_ID, ENV_RATE_LIMIT_SCALE, ENV_TOKEN
 from ._errors import ExitCode, describe_error, redact
 from ._output import Output
 
@@ -35,10 +36,12 @@ environment:
   {ENV_TOKEN}      API token (prefer it to --token, which other users can see in ps)
   {ENV_ORG_ID}         default organization id
   {ENV_BASE_URL}   API root (default https://api.codegen.com)
+  {ENV_RATE_LIMIT_SCALE}  factor for quota windows and poll intervals (default 1)
 
 exit status:
   0 success, 1 a waited-for run did not complete, 2 usage or configuration error,
   3 API error, 4 rate limited (429), 5 wait timed out, 70 unexpected error,
+  74 the result could not be written to --output (it was printed),
   130 interrupted, 141 output pipe closed"""
 
 
@@ -47,8 +50,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -112,6 +115,21 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         type=_positive_float,
         default=default(60.0),
         help="time limit of one request (default: 60)",
+    )
+    group.add_argument(
+        "--rate-limit-scale",
+        metavar="F",
+        type=_positive_float,
+        default=default(None),
+        help="multiply every quota window and poll interval by F, like an emulator's "
+        f"--time-scale (default: ${ENV_RATE_LIMIT_SCALE}, else 1)",
+    )
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=default(False),
+        help="allow an http:// API root that is not on this machine (sends the token "
+        "in clear text)",
     )
     group.add_argument(
         "--debug",

@@ -12,24 +12,41 @@ import argparse
 import asyncio
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._client import AsyncAgent
 from .._config import ENV_ORG_ID, ENV_TOKEN
+from .._ratelimit import RateLimits
+from .._validation import check_metadata, check_prompt, check_text
+from ..errors import ConfigurationError
 from ..models import AgentRun, Page, SourceType, User
 from ._errors import CLIError, ExitCode
-from ._output import Output, format_time, kv_table, make_table, shorten, status_text, to_json
+from ._output import (
+    Output,
+    format_time,
+    kv_table,
+    literal,
+    make_table,
+    plain,
+    shorten,
+    status_text,
+    styled,
+    to_json,
+)
 from ._progress import run_board
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
 
 __all__ = ["COMMANDS", "Context", "serve_emulator"]
 
 SOURCE_TYPES = tuple(s.value for s in SourceType)
+T = TypeVar("T")
 
 
 class Context:
@@ -68,16 +85,33 @@ class Context:
             )
         if self._org_problem is not None:
             raise CLIError(self._org_problem)
-        return AsyncAgent(
-            self.token,
-            self.org_id,
-            base_url=self.args.base_url,
-            max_retries=self.args.max_retries,
-            timeout=self.args.request_timeout,
-        )
+        scale: float | None = self.args.rate_limit_scale
+        try:
+            return AsyncAgent(
+                self.token,
+                self.org_id,
+                base_url=self.args.base_url,
+                max_retries=self.args.max_retries,
+                timeout=self.args.request_timeout,
+                # None: the client's default, which reads CODEGEN_RATE_LIMIT_SCALE.
+                rate_limits=None if scale is None else RateLimits.documented(scale=scale),
+                allow_insecure_http=self.args.allow_insecure_http,
+            )
+        except ConfigurationError as exc:
+            # The SDK speaks of its keyword argument; here the switch is a flag.
+            message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
+            raise CLIError(message) from None
 
 
 Command = Callable[[Context], Coroutine[Any, Any, int]]
+
+
+def _checked(check: Callable[[str, Any], T], name: str, value: Any) -> T:
+    """``check(name, value)`` (one of the SDK's argument checks), its refusal a usage error."""
+    try:
+        return check(name, value)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
 
 
 # --- rendering helpers -----------------------------------------------------------------
@@ -90,6 +124,10 @@ def _user_fields(user: User) -> dict[str, Any]:
         "Role": str(user.role or ""),
         "Avatar": user.avatar_url or "",
     }
+
+
+def _wait_hint(run_id: int) -> Text:
+    return plain(f"wait for it: codegen-api wait {run_id}", "dim")
 
 
 def _run_fields(run: AgentRun) -> dict[str, Any]:
@@ -114,12 +152,11 @@ def _run_view(run: AgentRun, *, title: str, syntax: str | None = None) -> Render
     from rich.console import Group
     from rich.panel import Panel
     from rich.syntax import Syntax
-    from rich.text import Text
 
     parts: list[RenderableType] = [kv_table(_run_fields(run), title=title)]
     if run.result:
         body: RenderableType = (
-            Syntax(run.result, syntax, word_wrap=True) if syntax else Text(run.result)
+            Syntax(literal(run.result), syntax, word_wrap=True) if syntax else plain(run.result)
         )
         parts.append(Panel(body, title="Result", title_align="left"))
     return Group(*parts)
@@ -226,36 +263,61 @@ async def cmd_runs(ctx: Context) -> int:
     return ExitCode.OK
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def _metadata(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        # Python's json reads NaN and Infinity, which no JSON server accepts.
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError as exc:
         raise CLIError(f"--metadata is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise CLIError('--metadata must be a JSON object, like \'{"ticket": "ENG-1"}\'')
-    return value
+    try:
+        return check_metadata(value)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--{exc}") from None
+
+
+def _stdin_text(what: str) -> str:
+    """Standard input as UTF-8 text (bytes that are not UTF-8 are a usage error)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # stdin replaced by a text stream (tests, embedding)
+        text: str = sys.stdin.read()
+        return text
+    data: bytes = stream.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CLIError(
+            f"{what} on standard input is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
 
 
 async def cmd_run(ctx: Context) -> int:
     ctx.require_org()
     args = ctx.args
-    prompt: str = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt: str = _stdin_text("the prompt") if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise CLIError("the prompt is empty")
+    prompt = _checked(check_prompt, "the prompt", prompt)
     metadata = _metadata(args.metadata)
+    model = None if args.model is None else _checked(check_text, "--model", args.model)
     async with ctx.agent() as agent:
         run = await agent.run(
             prompt,
             repo_id=args.repo_id,
             metadata=metadata,
-            model=args.model,
+            model=model,
             agent_type=args.agent_type,
         )
         if not args.wait:
             ctx.output.result(to_json(run), lambda: kv_table(_run_fields(run), title="Started"))
-            ctx.output.note(f"[dim]wait for it: codegen-api wait {run.id}[/]")
+            ctx.output.note(_wait_hint(run.id))
             return ExitCode.OK
         run = (await _wait(ctx, agent, [run.id], title="Waiting for the agent run"))[run.id]
     ctx.output.result(to_json(run), lambda: _run_view(run, title="Agent run"))
@@ -338,7 +400,7 @@ async def cmd_analyze_logs(ctx: Context) -> int:
             ctx.output.result(
                 to_json(started), lambda: kv_table(fields, title="Log analysis started")
             )
-            ctx.output.note(f"[dim]wait for it: codegen-api wait {started.agent_run_id}[/]")
+            ctx.output.note(_wait_hint(started.agent_run_id))
             return ExitCode.OK
         run_id = started.agent_run_id
         run = (await _wait(ctx, agent, [run_id], title="Analysing sandbox logs"))[run_id]
@@ -350,11 +412,15 @@ async def cmd_analyze_logs(ctx: Context) -> int:
 async def cmd_setup_commands(ctx: Context) -> int:
     ctx.require_org()
     args = ctx.args
-    wait = args.wait or args.output is not None
+    output = None if args.output is None else Path(args.output)
+    if output is not None:
+        # Refuse before the run is started (and its quota spent), not after it finished.
+        await asyncio.to_thread(_check_writable, output)
+    prompt = None if args.prompt is None else _checked(check_text, "--prompt", args.prompt)
+    trigger = _checked(check_text, "--trigger-source", args.trigger_source)
+    wait = args.wait or output is not None
     async with ctx.agent() as agent:
-        started = await agent.generate_setup_commands(
-            args.repo_id, args.prompt, trigger_source=args.trigger_source
-        )
+        started = await agent.generate_setup_commands(args.repo_id, prompt, trigger_source=trigger)
         if not wait:
             fields = {
                 "Agent run": started.agent_run_id,
@@ -364,25 +430,58 @@ async def cmd_setup_commands(ctx: Context) -> int:
             ctx.output.result(
                 to_json(started), lambda: kv_table(fields, title="Setup-command generation started")
             )
-            ctx.output.note(f"[dim]wait for it: codegen-api wait {started.agent_run_id}[/]")
+            ctx.output.note(_wait_hint(started.agent_run_id))
             return ExitCode.OK
         run_id = started.agent_run_id
         run = (await _wait(ctx, agent, [run_id], title="Generating setup commands"))[run_id]
-    if args.output is not None and run.status == "completed":
-        await asyncio.to_thread(_write_text, Path(args.output), run.result or "")
+    problem: OSError | None = None
+    if output is not None and run.status == "completed":
+        try:
+            await asyncio.to_thread(_write_script, output, run.result or "")
+        except OSError as exc:
+            problem = exc
     title = f"Setup commands for repository {args.repo_id}"
+    # The result is shown first, whatever happens to the file: a finished run is never lost.
     ctx.output.result(to_json(run), lambda: _run_view(run, title=title, syntax="bash"))
-    if args.output is not None:
+    if problem is not None:
+        ctx.output.error_line(
+            f"cannot write {output}: {problem.strerror or problem}; the commands of agent "
+            f"run {run.id} are printed above (codegen-api --json wait {run.id} shows them again)"
+        )
+        return ExitCode.OUTPUT_ERROR
+    if output is not None:
         if run.status == "completed":
-            ctx.output.note(f"[green]✓[/] saved to {args.output}")
+            ctx.output.note(styled(("✓", "green"), f" saved to {output}"))
         else:
-            ctx.output.note(f"[red]✗[/] nothing written to {args.output}: the run {run.status}")
+            ctx.output.note(
+                styled(("✗", "red"), f" nothing written to {output}: the run {run.status}")
+            )
     return _exit_for([run])
 
 
-def _write_text(path: Path, text: str) -> None:
+def _check_writable(path: Path) -> None:
+    """A usage error unless ``path`` can be written (its missing folders created)."""
+    if path.is_dir():
+        raise CLIError(f"--output {path} is a directory")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise CLIError(f"--output {path} is not writable")
+        return
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"--output {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"--output {path}: cannot create files in {folder}")
+
+
+def _write_script(path: Path, text: str) -> None:
+    """Write the setup script, executable by whoever may read it (``chmod +x``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    mode = path.stat().st_mode
+    path.chmod(mode | ((mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)) >> 2))
 
 
 async def cmd_slack_token(ctx: Context) -> int:
@@ -397,7 +496,6 @@ async def cmd_slack_token(ctx: Context) -> int:
 
     def render() -> RenderableType:
         from rich.console import Group
-        from rich.text import Text
 
         fields = {
             "Token": token.token,
@@ -407,8 +505,8 @@ async def cmd_slack_token(ctx: Context) -> int:
         }
         return Group(
             kv_table(fields, title="Slack connect token"),
-            Text("\nSend this to the Codegen bot in a Slack DM:"),
-            Text(f"  {token.connect_message}", style="bold"),
+            plain("\nSend this to the Codegen bot in a Slack DM:"),
+            plain(f"  {token.connect_message}", "bold"),
         )
 
     ctx.output.result(data, render)

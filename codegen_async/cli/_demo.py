@@ -32,11 +32,12 @@ from .._client import AsyncAgent
 from .._ratelimit import RateLimits
 from ..models import AgentRun, Repository, User
 from ._errors import ExitCode
-from ._output import Output, status_text, to_json
+from ._output import Output, plain, status_text, styled, to_json
 from ._progress import run_board
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
 
     from ..emulator import Emulator
 
@@ -114,16 +115,16 @@ class _Workflow:
         if not self.output.json_mode:
             self.output.out.print(renderable)
 
-    def line(self, markup: str) -> None:
-        """One indented line (wrapped lines stay indented) under the current step."""
+    def line(self, *parts: str | tuple[str, str] | Text) -> None:
+        """One indented line (wrapped lines stay indented) under the current step; the
+        parts as :func:`styled` takes them (text from the API is never markup)."""
         if not self.output.json_mode:
             from rich.padding import Padding
-            from rich.text import Text
 
-            self.output.out.print(Padding(Text.from_markup(markup), (0, 0, 0, 3)))
+            self.output.out.print(Padding(styled(*parts), (0, 0, 0, 3)))
 
     def heading(self, number: int, title: str) -> None:
-        self.say(f"\n[bold cyan]{number}.[/] [bold]{title}[/]")
+        self.say(styled("\n", (f"{number}.", "bold cyan"), " ", (title, "bold")))
 
     @contextmanager
     def spinner(self, text: str) -> Iterator[None]:
@@ -143,7 +144,13 @@ class _Workflow:
         self.report.steps.append(
             StepRecord(step, run.id, str(run.status), round(seconds, 3), run.result)
         )
-        self.line(f"agent run [bold]{run.id}[/] {status_text(run.status)} in {self.took(seconds)}")
+        self.line(
+            "agent run ",
+            (str(run.id), "bold"),
+            " ",
+            status_text(run.status),
+            f" in {self.took(seconds)}",
+        )
         return run
 
     def panel(self, text: str | None, title: str, syntax: str | None = None) -> None:
@@ -152,10 +159,11 @@ class _Workflow:
         from rich.padding import Padding
         from rich.panel import Panel
         from rich.syntax import Syntax
-        from rich.text import Text
+
+        from ._output import literal
 
         body: RenderableType = (
-            Syntax(text or "", syntax, word_wrap=True) if syntax else Text(text or "")
+            Syntax(literal(text or ""), syntax, word_wrap=True) if syntax else plain(text)
         )
         self.say(Padding(Panel(body, title=title, title_align="left"), (0, 0, 0, 3)))
 
@@ -165,18 +173,24 @@ class _Workflow:
         self.heading(1, "Current user")
         user = report.user = await agent.get_current_user()
         self.line(
-            f"[green]✓[/] Authenticated as: [bold]{user.full_name}[/] "
-            f"(@{user.github_username}), {user.role} of organization {report.org_id}"
+            ("✓", "green"),
+            " Authenticated as: ",
+            (user.full_name or "", "bold"),
+            f" (@{user.github_username}), {user.role} of organization {report.org_id}",
         )
 
         repo = report.repository = await self.pick_repository()
         self.heading(2, f"Setup commands for {repo.full_name} (repository {repo.id})")
         started = time.monotonic()
         setup_response = await agent.generate_setup_commands(repo_id=repo.id, prompt=SETUP_PROMPT)
-        self.line(f"started agent run [bold]{setup_response.agent_run_id}[/]: {setup_response.url}")
+        self.line(
+            "started agent run ",
+            (str(setup_response.agent_run_id), "bold"),
+            f": {setup_response.url}",
+        )
         setup = await self.wait("setup commands", setup_response.agent_run_id, started)
         if setup.status != "completed":
-            self.line(f"[red]✗[/] Setup generation failed: {setup.result}")
+            self.line(("✗", "red"), f" Setup generation failed: {setup.result}")
             return
         self.panel(setup.result, ".codegen/setup.sh", syntax="bash")
 
@@ -192,13 +206,13 @@ class _Workflow:
             ),
             repo_id=repo.id,
         )
-        self.line(f"started agent run [bold]{test_run.id}[/]: {test_run.web_url}")
+        self.line("started agent run ", (str(test_run.id), "bold"), f": {test_run.web_url}")
         # The emulated sandbox's setup really is broken (sandbox logs with an npm error);
         # end the run as failed now, so that every demo reaches the analysis.
         await asyncio.sleep(3.0 * report.time_scale)
         self.emulator.finish_run(test_run.id, "failed")
         tested = await self.wait("test run", test_run.id, started)
-        self.line(f"[red]✗[/] {tested.result}")
+        self.line(("✗", "red"), f" {tested.result}")
         if tested.status == "completed":
             report.success = True
             return
@@ -206,17 +220,19 @@ class _Workflow:
         sandbox_id = (tested.metadata or {}).get("sandbox_id")
         report.sandbox_id = sandbox_id
         if not isinstance(sandbox_id, int):
-            self.line("[red]✗[/] the test run carries no sandbox_id in its metadata")
+            self.line(("✗", "red"), " the test run carries no sandbox_id in its metadata")
             return
-        self.line(f"sandbox_id from the run's metadata: [bold]{sandbox_id}[/]")
+        self.line("sandbox_id from the run's metadata: ", (str(sandbox_id), "bold"))
 
         self.heading(4, f"Log analysis of sandbox {sandbox_id}")
         started = time.monotonic()
         analysis = await agent.analyze_sandbox_logs(sandbox_id=sandbox_id)
-        self.line(f"started agent run [bold]{analysis.agent_run_id}[/]: {analysis.message}")
+        self.line(
+            "started agent run ", (str(analysis.agent_run_id), "bold"), f": {analysis.message}"
+        )
         analysed = await self.wait("log analysis", analysis.agent_run_id, started)
         if analysed.status != "completed":
-            self.line(f"[red]✗[/] Analysis failed: {analysed.result}")
+            self.line(("✗", "red"), f" Analysis failed: {analysed.result}")
             return
         self.panel(analysed.result, "Log analysis")
 
@@ -233,14 +249,14 @@ class _Workflow:
             repo_id=repo.id,
             metadata={"sandbox_id": sandbox_id, "analysis_run_id": analysis.agent_run_id},
         )
-        self.line(f"started agent run [bold]{fix_run.id}[/]: {fix_run.web_url}")
+        self.line("started agent run ", (str(fix_run.id), "bold"), f": {fix_run.web_url}")
         fixed = await self.wait("fix run", fix_run.id, started)
         if fixed.status == "completed":
-            self.line("[green]✓[/] Issues fixed successfully")
+            self.line(("✓", "green"), " Issues fixed successfully")
             self.panel(fixed.result, "Fix")
             report.success = True
         else:
-            self.line(f"[red]✗[/] Fix failed: {fixed.result}")
+            self.line(("✗", "red"), f" Fix failed: {fixed.result}")
 
     async def pick_repository(self) -> Repository:
         """The first repository with a sandbox whose setup failed (else the first one)."""
@@ -323,8 +339,10 @@ class _Workflow:
         answered_429 = agent.stats.rate_limited - limited_before
         self.line(
             f"{len(calls)} setup scripts in {self.took(report.fanout_seconds)}; the limiter "
-            f"held calls back [bold]{report.fanout_held_seconds:.2f}s[/], and the server "
-            f"answered {answered_429 or 'no'} 429{'s' if answered_429 != 1 else ''}."
+            "held calls back ",
+            (f"{report.fanout_held_seconds:.2f}s", "bold"),
+            f", and the server answered {answered_429 or 'no'} "
+            f"429{'s' if answered_429 != 1 else ''}.",
         )
 
 
@@ -353,7 +371,9 @@ def _summary(report: DemoReport) -> RenderableType:
             "Emulator": f"served {_total(served.get('requests'))} requests, "
             f"sent {served.get('rate_limited', 0)} × 429, "
             f"{served.get('runs_created', '?')} agent runs created",
-            "Outcome": "[green]workflow succeeded[/]" if report.success else "[red]failed[/]",
+            "Outcome": plain("workflow succeeded", "green")
+            if report.success
+            else plain("failed", "red"),
             "Took": f"{report.seconds:.1f}s (time scale {report.time_scale:g})",
         },
     )

@@ -6,10 +6,14 @@ and a distinct exit status, so that scripts can tell a typo from an outage from 
 ====  ==========================================================================
 0     success
 1     a waited-for agent run ended without completing (failed or cancelled)
-2     usage or configuration: bad arguments, no token, no organization id
+2     usage or configuration: bad arguments (also those the SDK refuses before any
+      request: NaN in ``--metadata``, NUL or non-UTF-8 in a prompt), no token, no
+      organization id, an ``--output`` file that cannot be written
 3     the API refused or failed the call (4xx other than 429, 5xx, network)
 4     rate limited (429): the message says when to retry
 5     a wait ran out of time (``--timeout``)
+74    the result could not be written to ``--output`` (it was printed; the message
+      says why the file was not written)
 70    an unexpected error (a bug: ``--debug`` shows the traceback)
 130   interrupted (Ctrl-C)
 141   standard output was closed early (``| head``)
@@ -21,6 +25,8 @@ from __future__ import annotations
 import re
 import time
 from enum import IntEnum
+from types import TracebackType
+from typing import Final
 from urllib.parse import urlsplit
 
 from .._endpoints import ENDPOINTS, Endpoint
@@ -53,6 +59,7 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 4
     WAIT_TIMEOUT = 5
     UNEXPECTED = 70
+    OUTPUT_ERROR = 74
     INTERRUPTED = 130
     BROKEN_PIPE = 141
 
@@ -108,6 +115,30 @@ def _retry_hint(exc: RateLimitError) -> str:
             f"{quota.limit} requests per {quota.window:g}s"
         )
     return "retry in a minute"
+
+
+# The SDK's modules that check arguments before any request; their TypeError and
+# ValueError mean "you asked for something invalid", not "the CLI has a bug".
+_ARGUMENT_CHECKS: Final = frozenset(
+    {"codegen_async._validation", "codegen_async._config", "codegen_async._polling"}
+)
+
+
+def _raised_in(tb: TracebackType | None) -> str | None:
+    """The module whose code raised (the innermost frame of the traceback)."""
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_globals.get("__name__")
+    return name if isinstance(name, str) else None
+
+
+def is_argument_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the SDK refusing an argument (a usage error, exit status 2)."""
+    return isinstance(exc, (TypeError, ValueError)) and (
+        _raised_in(exc.__traceback__) in _ARGUMENT_CHECKS
+    )
 
 
 def describe_error(exc: BaseException, *, org_id: int | None = None) -> tuple[ExitCode, str]:
@@ -167,4 +198,6 @@ def describe_error(exc: BaseException, *, org_id: int | None = None) -> tuple[Ex
         return ExitCode.WAIT_TIMEOUT, f"{exc}; raise --timeout to wait longer"
     if isinstance(exc, CodegenError):
         return ExitCode.API_ERROR, str(exc)
+    if is_argument_error(exc):
+        return ExitCode.USAGE, str(exc)
     raise TypeError(f"not a reportable error: {type(exc).__name__}")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..models import AgentRun
-from ._output import Output, shorten, status_text
+from ._output import Output, plain, shorten, status_text, styled
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -45,8 +45,11 @@ class RunBoard:
             if self._output is not None:
                 elapsed = self.finished_at[run.id] - self.started
                 self._output.err.print(
-                    f"agent run {run.id}: {status_text(run.status)} after {elapsed:.1f}s "
-                    f"({self.done}/{len(self.runs)} finished)"
+                    styled(
+                        f"agent run {run.id}: ",
+                        status_text(run.status),
+                        f" after {elapsed:.1f}s ({self.done}/{len(self.runs)} finished)",
+                    )
                 )
 
     def __rich__(self) -> RenderableType:
@@ -54,10 +57,9 @@ class RunBoard:
         from rich.progress_bar import ProgressBar
         from rich.spinner import Spinner
         from rich.table import Table
-        from rich.text import Text
 
         now = time.monotonic()
-        table = Table(title=self.title, title_justify="left", header_style="bold")
+        table = Table(title=plain(self.title), title_justify="left", header_style="bold")
         table.add_column("Agent run", justify="right")
         table.add_column("Status")
         table.add_column("Elapsed", justify="right")
@@ -66,17 +68,17 @@ class RunBoard:
             end = self.finished_at.get(run_id, now)
             status: RenderableType
             if run is not None and run.is_terminal:
-                status = Text.from_markup(status_text(run.status))
+                status = status_text(run.status)
             else:
                 label = str(run.status) if run is not None and run.status else "waiting"
-                status = Spinner("dots", text=Text(label, style="cyan"))
+                status = Spinner("dots", text=plain(label, "cyan"))
             result = shorten(run.result or run.summary, 50) if run is not None else ""
-            table.add_row(str(run_id), status, f"{end - self.started:.1f}s", result)
+            table.add_row(str(run_id), status, f"{end - self.started:.1f}s", plain(result))
         total = len(self.runs)
         footer = Table.grid(padding=(0, 1))
         footer.add_row(
             ProgressBar(total=total, completed=self.done, width=30),
-            Text(f"{self.done}/{total} finished  {now - self.started:.1f}s"),
+            plain(f"{self.done}/{total} finished  {now - self.started:.1f}s"),
         )
         return Group(table, footer)
 
