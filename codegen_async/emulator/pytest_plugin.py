@@ -31,8 +31,10 @@ Enable the plugin in your ``conftest.py``::
     with no arguments talks to the emulator and keeps its scaled quotas and poll intervals
     (six ``generate_setup_commands`` calls take about 0.6 s, not a minute).
 
-The async fixture needs pytest-asyncio with ``asyncio_mode = "auto"`` (or
-``@pytest.mark.asyncio`` on each test) and a function-scoped loop, e.g. in ``pytest.ini``::
+The async fixture needs pytest-asyncio (>= 0.24) with ``asyncio_mode = auto`` (or
+``@pytest.mark.asyncio`` on each test), and pytest-asyncio asks every suite to name its
+fixture loop scope (unset, it warns at start-up; ``-W error`` makes that an error). Any scope
+works with this plugin, e.g. in ``pytest.ini``::
 
     [pytest]
     asyncio_mode = auto
