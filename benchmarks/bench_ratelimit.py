@@ -6,7 +6,7 @@ its own process, through each of:
 
 * **codegen_async window**: the SDK's default limiter (sliding-window log; a slot comes back
   one window after the answer to the request that used it);
-* **codegen_async smooth**: the SDK's smooth mode (``aiolimiter`` pacing, one call every
+* **codegen_async smooth**: the SDK's smooth mode (its own even pace, one call every
   (T + margin) / N, with the window log as a safety net);
 * **aiolimiter(N, T)**: ``AsyncLimiter(5, T)`` around each call, as most people first
   write it (a leaky bucket: N at once, then one every T/N, so up to 2N - 1 in a window);
@@ -50,7 +50,7 @@ from aiolimiter import AsyncLimiter
 from benchmarks._servers import REPO_ROOT, stop_process
 from codegen_async import AsyncAgent, RateLimitError, RateLimits
 from codegen_async._endpoints import ENDPOINTS
-from codegen_async._ratelimit import REGISTRY, stop_pacer
+from codegen_async._ratelimit import REGISTRY
 
 __all__ = ["main", "run"]
 
@@ -192,18 +192,15 @@ def run(quick: bool = False) -> dict[str, Any]:
     reps = int(settings["reps"])
     window = WINDOW * time_scale
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    try:
-        for server in SERVERS:
-            with emulator(server, time_scale) as info:
-                _measure(info, LIMITERS[0], time_scale)  # warm-up run, not counted
-                for rep in range(reps):
-                    order = LIMITERS[rep % len(LIMITERS) :] + LIMITERS[: rep % len(LIMITERS)]
-                    for limiter in order:
-                        samples.setdefault((server, limiter), []).append(
-                            _measure(info, limiter, time_scale)
-                        )
-    finally:
-        stop_pacer()
+    for server in SERVERS:
+        with emulator(server, time_scale) as info:
+            _measure(info, LIMITERS[0], time_scale)  # warm-up run, not counted
+            for rep in range(reps):
+                order = LIMITERS[rep % len(LIMITERS) :] + LIMITERS[: rep % len(LIMITERS)]
+                for limiter in order:
+                    samples.setdefault((server, limiter), []).append(
+                        _measure(info, limiter, time_scale)
+                    )
 
     rows = []
     for (server, limiter), runs in samples.items():

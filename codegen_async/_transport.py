@@ -232,9 +232,10 @@ class Transport:
         session, shared.session = shared.session, None
         if session is not None and shared.owns_session and not session.closed:
             await session.close()
+        shared.limiters.clear()  # a route nobody holds can be forgotten once idle
         if shared.backend_attached:
             shared.backend_attached = False
-            await REGISTRY.detach(shared.backend)
+            await REGISTRY.detach(shared.backend, shared)
 
     # --- sending -----------------------------------------------------------------------
     def _limiter(self, endpoint: Endpoint) -> Limiter | None:
@@ -243,14 +244,10 @@ class Transport:
             return limiters[endpoint.name]
         except KeyError:
             limiter = REGISTRY.get(
-                self.config.base_url,
-                self.config.token,
-                endpoint,
-                self.rate_limits,
-                backend=self.backend,
+                self.config.token, endpoint, self.rate_limits, backend=self.backend
             )
             if limiter is not None and not self._shared.backend_attached:
-                self._shared.backend_attached = REGISTRY.attach(self.backend)
+                self._shared.backend_attached = REGISTRY.attach(self.backend, self._shared)
             limiters[endpoint.name] = limiter
             return limiter
 

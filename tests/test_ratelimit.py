@@ -31,7 +31,6 @@ from codegen_async._ratelimit import (
     SmoothLimiter,
     credential_fingerprint,
     parse_backend,
-    stop_pacer,
 )
 from codegen_async.errors import ConfigurationError
 
@@ -160,9 +159,9 @@ def test_disabled_limits_nothing() -> None:
     assert not limits.enabled
     assert all(limits.for_endpoint(e) is None for e in ENDPOINTS.values())
     registry = LimiterRegistry()
-    assert registry.get(BASE, TOKEN, ENDPOINTS["run"], limits) is None
+    assert registry.get(TOKEN, ENDPOINTS["run"], limits) is None
     unlimited = RateLimits.documented().replace(run=None)
-    assert registry.get(BASE, TOKEN, ENDPOINTS["run"], unlimited) is None
+    assert registry.get(TOKEN, ENDPOINTS["run"], unlimited) is None
 
 
 # --- the sliding-window log on virtual time -------------------------------------------------
@@ -328,7 +327,7 @@ def test_a_cancelled_waiter_takes_nothing_and_the_next_gets_its_turn_at_once() -
         with pytest.raises(asyncio.CancelledError):
             await second
         assert granted == {"third": pytest.approx(10.0)}
-        assert len(limiter._line) == 0
+        assert len(limiter.window.line) == 0
         # Nothing was taken by the cancelled ones: one more caller gets the other slot now.
         started = loop.time()
         assert await limiter.acquire() == 0.0
@@ -352,7 +351,7 @@ def test_cancelling_every_waiter_leaves_the_limiter_clean() -> None:
             task.cancel()
         results = await asyncio.gather(*waiters, return_exceptions=True)
         assert all(isinstance(r, asyncio.CancelledError) for r in results)
-        assert len(limiter._line) == 0
+        assert len(limiter.window.line) == 0
         await asyncio.sleep(9.0)
         assert await limiter.acquire() == 0.0  # the slot came back at t=10, untouched
         assert limiter.stats().grants == 2
@@ -422,7 +421,7 @@ def test_waiting_is_logged_without_the_token(caplog: pytest.LogCaptureFixture) -
     endpoint = ENDPOINTS["analyze_sandbox_logs"]
 
     async def main() -> None:
-        limiter = registry.get(BASE, TOKEN, endpoint, limits)
+        limiter = registry.get(TOKEN, endpoint, limits)
         assert limiter is not None
         for _ in range(6):
             await limiter.acquire()
@@ -434,7 +433,7 @@ def test_waiting_is_logged_without_the_token(caplog: pytest.LogCaptureFixture) -
     assert waiting
     assert "analyze_sandbox_logs" in waiting[0]
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
-    assert "analyze_sandbox_logs" in repr(registry.get(BASE, TOKEN, endpoint, limits))
+    assert "analyze_sandbox_logs" in repr(registry.get(TOKEN, endpoint, limits))
 
 
 def test_bad_quotas_and_margins_are_refused() -> None:
@@ -501,7 +500,7 @@ def test_two_loops_in_two_threads_share_one_limiter() -> None:
     stats = limiter.stats()
     assert stats.grants == 18
     assert stats.waits >= 18 - 3
-    assert len(limiter._line) == 0
+    assert len(limiter.window.line) == 0
 
 
 def test_cancellation_from_another_loop_wakes_the_next_waiter() -> None:
@@ -531,7 +530,7 @@ def test_cancellation_from_another_loop_wakes_the_next_waiter() -> None:
     _run_in_threads([holder, other])
     assert sorted(done) == ["cancelled", "granted"]
     assert limiter.stats().grants == 2
-    assert len(limiter._line) == 0
+    assert len(limiter.window.line) == 0
 
 
 def test_a_waiter_of_a_closed_loop_does_not_block_the_line() -> None:
@@ -554,19 +553,13 @@ def test_a_waiter_of_a_closed_loop_does_not_block_the_line() -> None:
         return await limiter.acquire()
 
     asyncio.run(second())
-    assert len(limiter._line) == 0
+    assert len(limiter.window.line) == 0
 
 
 # --- smooth mode --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_pacer() -> Any:
-    yield
-    stop_pacer()
-
-
-def test_smooth_mode_spaces_requests_evenly(fresh_pacer: None) -> None:
+def test_smooth_mode_spaces_requests_evenly() -> None:
     quota = Quota(4, 0.2)
     ticks: list[float] = []
     limiter = SmoothLimiter(quota, margin=0.0, on_grant=ticks.append)
@@ -590,7 +583,7 @@ def test_smooth_mode_spaces_requests_evenly(fresh_pacer: None) -> None:
     assert limiter.waits == 5
 
 
-def test_smooth_mode_is_shared_by_loops_in_several_threads(fresh_pacer: None) -> None:
+def test_smooth_mode_is_shared_by_loops_in_several_threads() -> None:
     quota = Quota(5, 0.1)
     ticks: list[float] = []
     limiter = SmoothLimiter(quota, margin=0.0, on_grant=ticks.append)
@@ -606,7 +599,7 @@ def test_smooth_mode_is_shared_by_loops_in_several_threads(fresh_pacer: None) ->
     assert min(gaps) >= limiter.interval - 1e-6
 
 
-def test_smooth_mode_cancelled_waiter_takes_no_tick(fresh_pacer: None) -> None:
+def test_smooth_mode_cancelled_waiter_takes_no_tick() -> None:
     quota = Quota(2, 0.4)  # one tick every 0.2 s
     ticks: list[float] = []
     limiter = SmoothLimiter(quota, margin=0.0, on_grant=ticks.append)
@@ -628,7 +621,7 @@ def test_smooth_mode_cancelled_waiter_takes_no_tick(fresh_pacer: None) -> None:
     assert ticks[1] - ticks[0] >= limiter.interval - 1e-6
 
 
-def test_smooth_mode_penalty_pauses_then_resumes_the_pace(fresh_pacer: None) -> None:
+def test_smooth_mode_penalty_pauses_then_resumes_the_pace() -> None:
     quota = Quota(4, 0.2)
     ticks: list[float] = []
     limiter = SmoothLimiter(quota, margin=0.0, on_grant=ticks.append)
@@ -650,38 +643,38 @@ def test_smooth_mode_penalty_pauses_then_resumes_the_pace(fresh_pacer: None) -> 
     assert limiter.stats().penalties == 1
 
 
-def test_the_pacer_restarts_after_stop(fresh_pacer: None) -> None:
+def test_smooth_mode_needs_no_thread_and_serves_several_loops_in_turn() -> None:
     limiter = SmoothLimiter(Quota(10, 0.1), margin=0.0)
+    before = threading.active_count()
 
     async def once() -> None:
         await limiter.acquire()
         limiter.release()
 
     asyncio.run(once())
-    stop_pacer()
-    asyncio.run(once())
+    asyncio.run(once())  # a second loop: nothing was bound to the first one
+    assert threading.active_count() == before
     assert limiter.stats().grants == 2
 
 
 # --- the registry -------------------------------------------------------------------------
 
 
-def test_registry_shares_per_credential_and_keeps_tokens_apart() -> None:
+def test_registry_shares_per_token_and_route_and_keeps_tokens_apart() -> None:
     registry = LimiterRegistry()
     limits = RateLimits.documented()
     run = ENDPOINTS["run"]
-    a = registry.get(BASE, TOKEN, run, limits)
-    assert a is not None
-    assert registry.get(BASE, TOKEN, run, limits) is a
-    assert registry.get(BASE + "/", TOKEN, run, limits) is not a
-    assert registry.get(BASE, OTHER_TOKEN, run, limits) is not a
-    assert registry.get("https://other.test", TOKEN, run, limits) is not a
-    assert registry.get(BASE, TOKEN, ENDPOINTS["get_run"], limits) is not a
-    smooth = registry.get(BASE, TOKEN, run, RateLimits.documented(mode="smooth"))
+    a = registry.get(TOKEN, run, limits)
+    assert isinstance(a, SlidingWindowLimiter)
+    assert registry.get(TOKEN, run, limits) is a
+    assert registry.get(OTHER_TOKEN, run, limits) is not a
+    assert registry.get(TOKEN, ENDPOINTS["get_run"], limits) is not a
+    smooth = registry.get(TOKEN, run, RateLimits.documented(mode="smooth"))
     assert isinstance(smooth, SmoothLimiter)
-    assert registry.get(BASE, TOKEN, run, limits, backend="memory") is a
+    assert smooth.window is a.window  # one quota per token and route, whatever the mode
+    assert registry.get(TOKEN, run, limits, backend="memory") is a
     registry.clear()
-    assert registry.get(BASE, TOKEN, run, limits) is not a
+    assert registry.get(TOKEN, run, limits) is not a
 
 
 def test_backend_names() -> None:
@@ -695,11 +688,10 @@ def test_backend_names() -> None:
 
 
 def test_fingerprint_is_one_way_and_distinct() -> None:
-    fp = credential_fingerprint(BASE, TOKEN)
+    fp = credential_fingerprint(TOKEN)
     assert len(fp) == 32
     assert TOKEN not in fp
-    assert fp != credential_fingerprint(BASE, OTHER_TOKEN)
-    assert fp != credential_fingerprint("https://other.test", TOKEN)
+    assert fp != credential_fingerprint(OTHER_TOKEN)
 
 
 def test_rate_limits_is_immutable() -> None:
@@ -709,7 +701,7 @@ def test_rate_limits_is_immutable() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_limiters_work_in_a_forked_child(fresh_pacer: None) -> None:
+def test_limiters_work_in_a_forked_child() -> None:
     import multiprocessing
 
     limiter = SmoothLimiter(Quota(10, 0.1), margin=0.0)
@@ -718,13 +710,13 @@ def test_limiters_work_in_a_forked_child(fresh_pacer: None) -> None:
         await limiter.acquire()
         limiter.release()
 
-    asyncio.run(once())  # the pacer thread runs in this process now
+    asyncio.run(once())
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
 
     def child() -> None:
-        asyncio.run(once())  # a new pacer, a new AsyncLimiter: no inherited lock or thread
-        registry_limiter = REGISTRY.get(BASE, TOKEN, ENDPOINTS["run"], RateLimits.documented())
+        asyncio.run(once())  # no lock or waiter inherited from the parent blocks it
+        registry_limiter = REGISTRY.get(TOKEN, ENDPOINTS["run"], RateLimits.documented())
         results.put((limiter.stats().grants, registry_limiter is not None))
 
     proc = ctx.Process(target=child)

@@ -60,7 +60,7 @@ async def test_a_greedy_gather_gets_no_429(server: str, operation: str) -> None:
         # The first N went at once; every later one waited for the window.
         assert agent.stats.rate_limit_waits == 2 * N
         assert agent.stats.rate_limited == 0
-        limiter = REGISTRY.get(emu.base_url, emu.token, ENDPOINTS[operation], _limits())
+        limiter = REGISTRY.get(emu.token, ENDPOINTS[operation], _limits())
         assert isinstance(limiter, SlidingWindowLimiter)
         assert limiter.stats().grants == 3 * N
         assert limiter.waits == 2 * N
@@ -136,7 +136,7 @@ def test_the_sync_agent_shares_limits_with_async_clients() -> None:
         assert emu.stats()["rate_limited"] == 0
         # One limiter served both, though the Agent's calls ran on its own loop and thread.
         limiter = REGISTRY.get(
-            emu.base_url, emu.token, ENDPOINTS["analyze_sandbox_logs"], _limits()
+            emu.token, ENDPOINTS["analyze_sandbox_logs"], _limits()
         )
         assert isinstance(limiter, SlidingWindowLimiter)
         assert limiter.stats().grants == 2 * N
@@ -168,7 +168,7 @@ async def test_a_429_closes_the_route_for_every_client_then_the_call_is_retried(
             assert second.stats.rate_limited == 0
             assert other.stats.rate_limit_waits == 0
             limiter = REGISTRY.get(
-                emu.base_url, emu.token, ENDPOINTS["get_current_user"], _limits()
+                emu.token, ENDPOINTS["get_current_user"], _limits()
             )
             assert isinstance(limiter, SlidingWindowLimiter)
             assert limiter.stats().penalties == 1

@@ -3,27 +3,33 @@
 Selected with ``rate_limit_backend="redis://HOST:PORT/DB"`` (or ``CODEGEN_RATE_LIMIT_BACKEND``);
 needs the ``redis`` extra (``pip install 'codegen-async[redis]'``).
 
-Each route of each credential has a sorted set of the slots in use, scored by the time (in
+Each route of each token has a sorted set of the slots in use, scored by the time (in
 microseconds, on the Redis server's clock) at which each slot comes back: ``now + hold``
 while its request is in flight, ``answer + window + margin`` once the answer arrived. One
 Lua script checks the route's 429 penalty, drops the slots that came back, counts the rest
 and takes a slot, atomically; it reads the time with ``TIME`` so that hosts whose clocks
 disagree still agree on the windows. A slot whose process died comes back after ``hold``
-(``window + margin + max_hold``). Keys look like ``codegen_async:rl:{<sha256 of base URL and
-token>}:<operation>:<limit>/<window>s``: never the token itself. The braces are a Redis
-Cluster hash tag, so every key of one credential lives on one shard.
+(``window + margin + max_hold``). Keys look like ``codegen_async:rl:{<sha256 of the
+token>}:<operation>``: never the token itself, and one set per token and route whatever
+each client's mode or quota (every caller checks its own limit against it). The braces are
+a Redis Cluster hash tag, so every key of one token lives on one shard.
 
-In one process, callers still queue in a first come, first served line (as in the memory
-limiter) and only the first of them talks to Redis; across processes the order is whoever
-asks first once a slot comes back. The smooth mode adds a "next tick" key to the same script
-(one slot every ``(window + margin) / limit``) instead of ``aiolimiter``, which cannot be
-shared between processes.
+A stalled Redis must not leak slots: every acquire script carries the caller's deadline
+(when the socket timeout gives up on it), in Redis's clock, and grants nothing once
+``TIME`` is past it -- a script queued behind a stall runs when Redis resumes, long after
+its caller fell back. The slot names of calls that failed are also removed (``ZREM``) once
+Redis answers again.
+
+In one process, callers queue in the route's first-come line (``line.py``) and only the
+one whose turn it is talks to Redis; across processes the order is whoever asks first once
+a slot comes back. The smooth mode adds a "next tick" key to the same script (one slot every
+``(window + margin) / limit``).
 
 redis-py's connection pools belong to the event loop that created them, so the backend keeps
-one client per loop, closed when the last client of that loop closes (``detach``) or by
-``REGISTRY.aclose()``. When Redis cannot be reached, the limiter falls back to the in-process
-limiter for a few seconds and logs a warning: the process keeps its own quota, and a 429
-caused by other processes still closes the route.
+one client per loop, closed when the last client of that loop closes (``detach``), when the
+loop is gone, or by ``REGISTRY.aclose()``. When Redis cannot be reached, the limiter falls
+back to an in-process window for a few seconds and logs a warning: the process keeps its own
+quota, and a 429 caused by other processes still closes the route.
 """
 
 from __future__ import annotations
@@ -36,26 +42,20 @@ import math
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from ._endpoints import Quota
-from ._ratelimit import (
-    DEFAULT_MARGIN,
-    DEFAULT_MAX_HOLD,
-    GrantHook,
-    LimiterStats,
-    SlidingWindowLimiter,
-    _Line,
-    _park,
-    _running_loop,
-    _Waiter,
-)
-from .errors import ConfigurationError
+from .._endpoints import Quota
+from ..errors import ConfigurationError
+from .limiter import LimiterStats
+from .line import Line, running_loop
+from .quotas import DEFAULT_MARGIN, DEFAULT_MAX_HOLD, check_quota
+from .window import GrantHook, RouteWindow
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -67,6 +67,7 @@ log = logging.getLogger("codegen_async.ratelimit")
 
 KEY_PREFIX: Final = "codegen_async:rl:"
 FALLBACK_SECONDS: Final = 5.0
+SOCKET_TIMEOUT: Final = 5.0
 _US: Final = 1_000_000
 
 # Redis >= 5 replicates a script's effects, which lets it write after reading TIME; older
@@ -78,32 +79,35 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 
 # KEYS: slots (sorted set), closed (429 penalty), pace (smooth mode's next tick)
-# ARGV: limit, hold_us, member, interval_us (0 in window mode)
-# Returns {1, 0} for a slot taken, else {0, microseconds until the blocker goes away}.
+# ARGV: limit, hold_us, member, interval_us (0 in window mode), deadline_us (Redis clock)
+# Returns {1, 0, now} for a slot taken, {0, -1, now} past the deadline (nothing taken),
+# {0, us, now} for a pause or tick (sure), {0, us, now} with 2nd > 0 and 4th = 1 for a slot.
 ACQUIRE_LUA: Final = (
     _NOW
     + """
+if now > tonumber(ARGV[5]) then return {0, -1, now, 0} end
 local closed = tonumber(redis.call('GET', KEYS[2]) or '0')
-if closed > now then return {0, closed - now} end
+if closed > now then return {0, closed - now, now, 0} end
 local interval = tonumber(ARGV[4])
 if interval > 0 then
   local tick = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if tick > now then return {0, tick - now} end
+  if tick > now then return {0, tick - now, now, 0} end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local used = redis.call('ZCARD', KEYS[1])
 local limit = tonumber(ARGV[1])
 if used >= limit then
   local first = redis.call('ZRANGE', KEYS[1], used - limit, used - limit, 'WITHSCORES')
-  return {0, tonumber(first[2]) - now}
+  return {0, tonumber(first[2]) - now, now, 1}
 end
 local hold = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil(hold / 1000) + 1000)
+local ttl = math.ceil(hold / 1000) + 1000
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 if interval > 0 then
   redis.call('SET', KEYS[3], now + interval, 'PX', math.ceil(interval / 1000) + 1000)
 end
-return {1, 0}
+return {1, 0, now, 0}
 """
 )
 
@@ -129,6 +133,8 @@ return 1
 """
 )
 
+_SECRET_QUERY: Final = frozenset({"password", "pass", "pwd", "secret", "token", "auth"})
+
 
 def _import_redis() -> Any:
     try:
@@ -143,18 +149,31 @@ def _import_redis() -> Any:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for log lines and reprs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` with every credential replaced by ``***``, for log lines and reprs.
+
+    Covers the password of the user-info part (``redis://user:pw@host``), a user-info
+    with no colon (``redis://pw@host``, which redis-py reads as a password), and
+    password-like query parameters (``?password=...``, also on ``unix://`` URLs).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_QUERY else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _LoopClient:
     """The Redis client of one event loop, its scripts, and its background calls."""
 
@@ -162,7 +181,7 @@ class _LoopClient:
     acquire: AsyncScript
     release: AsyncScript
     penalize: AsyncScript
-    users: int = 0
+    leases: dict[int, weakref.finalize[Any, Any]] = attrs.field(factory=dict)  # users
     tasks: set[asyncio.Task[Any]] = attrs.field(factory=set)
     closed: bool = False
 
@@ -180,19 +199,31 @@ class _LoopClient:
 
 
 class RedisBackend:
-    """Connections to one Redis URL: one client per event loop, as redis-py requires."""
+    """Connections to one Redis URL: one client per event loop, as redis-py requires.
 
-    def __init__(self, url: str) -> None:
+    Args:
+        url: The Redis URL (credentials never shown: see :func:`redact_url`).
+        socket_timeout: Seconds after which a Redis call is given up (and the limiter
+            falls back to this process for a few seconds).
+    """
+
+    def __init__(self, url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> None:
         redis = _import_redis()
         self._redis = redis
         self.url = url
+        self.socket_timeout = socket_timeout
         self.errors: tuple[type[BaseException], ...] = (
             redis.exceptions.RedisError,
             OSError,
             asyncio.TimeoutError,
         )
+        self.clock_offset = 0.0  # Redis's clock minus ours, in seconds (learnt from replies)
+        self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
-        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        # Weak keys: the client of a loop that was closed and dropped goes with it.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"<RedisBackend {redact_url(self.url)} loops={len(self._clients)}>"
@@ -204,7 +235,7 @@ class RedisBackend:
             state = self._clients.get(loop)
             if state is None:
                 client = self._redis.asyncio.Redis.from_url(
-                    self.url, socket_connect_timeout=2.0, socket_timeout=5.0
+                    self.url, socket_connect_timeout=2.0, socket_timeout=self.socket_timeout
                 )
                 state = _LoopClient(
                     client,
@@ -215,22 +246,49 @@ class RedisBackend:
                 self._clients[loop] = state
             return state
 
-    def attach(self) -> None:
-        """One more client of the running loop uses this backend."""
-        self.state().users += 1
-
-    async def detach(self) -> None:
-        """One client of the running loop is done; the last one closes the loop's client."""
+    def attach(self, owner: object) -> None:
+        """``owner`` (a client) of the running loop uses this backend until it calls
+        :meth:`detach`, or until it is garbage collected without doing so."""
         loop = asyncio.get_running_loop()
+        state = self.state()
+        key = id(owner)
+        if key not in state.leases:
+            state.leases[key] = weakref.finalize(owner, self._owner_lost, weakref.ref(loop), key)
+
+    def _owner_lost(self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], key: int) -> None:
+        # A client was dropped without closing: give its share back on its own loop.
+        loop = loop_ref()
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._lost_on, loop, key)
+
+    def _lost_on(self, loop: asyncio.AbstractEventLoop, key: int) -> None:
+        state = self._drop_lease(loop, key)
+        if state is not None:
+            task = loop.create_task(self._close(state))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _drop_lease(self, loop: asyncio.AbstractEventLoop, key: int) -> _LoopClient | None:
+        """One user of ``loop`` is gone; the loop's client if that was the last one."""
         with self._lock:
             state = self._clients.get(loop)
             if state is None:
-                return
-            state.users -= 1
-            if state.users > 0:
-                return
+                return None
+            lease = state.leases.pop(key, None)
+            if lease is not None:
+                lease.detach()
+            if state.leases:
+                return None
             del self._clients[loop]
-        await self._close(state)
+            return state
+
+    async def detach(self, owner: object) -> None:
+        """``owner`` of the running loop is done; the last one closes the loop's client."""
+        state = self._drop_lease(asyncio.get_running_loop(), id(owner))
+        if state is not None:
+            await self._close(state)
 
     async def aclose(self) -> None:
         """Close every loop's client: this loop's now, others' on their own loop."""
@@ -261,17 +319,16 @@ class RedisBackend:
 
 
 class RedisLimiter:
-    """The sliding-window limiter of one route and credential, kept in Redis.
+    """The sliding-window limiter of one route and token, kept in Redis.
 
-    Same protocol and guarantees as :class:`~codegen_async._ratelimit.SlidingWindowLimiter`
-    (``smooth=True`` adds even pacing), shared by every process that uses the same Redis
-    server, base URL and token.
+    Same protocol and guarantees as :class:`~.window.SlidingWindowLimiter` (``smooth=True``
+    adds even pacing), shared by every process that uses the same Redis server and token.
 
     Args:
         backend: The Redis connections.
-        fingerprint: One-way name of the base URL and token (the key's hash tag).
+        fingerprint: One-way name of the token (the key's hash tag).
         name: Operation name (part of the key, and of log lines).
-        quota: The limit and window to keep.
+        quota: The limit and window this caller keeps.
         smooth: One slot every ``(window + margin) / limit`` at most.
         margin: Seconds added to the window.
         max_hold: Seconds after which the slot of a request that never reported back (its
@@ -294,14 +351,12 @@ class RedisLimiter:
         poll: float | None = None,
         on_grant: GrantHook | None = None,
     ) -> None:
-        if quota.limit < 1 or not quota.window > 0:
-            raise ValueError(f"a quota needs limit >= 1 and window > 0, got {quota}")
+        check_quota(quota)
         self.quota = quota
         self.name = name
         self.smooth = smooth
-        base = f"{KEY_PREFIX}{{{fingerprint}}}:{name}"
-        self.slots_key = f"{base}:{quota.limit}/{quota.window:.6g}s"
-        self.closed_key = f"{base}:closed"
+        self.slots_key = f"{KEY_PREFIX}{{{fingerprint}}}:{name}"
+        self.closed_key = f"{self.slots_key}:closed"
         self.pace_key = f"{self.slots_key}:pace"
         self._back_us = math.ceil((quota.window + margin) * _US)
         self._hold_us = math.ceil((quota.window + margin + max_hold) * _US)
@@ -310,10 +365,11 @@ class RedisLimiter:
         self._on_grant = on_grant
         self._backend = backend
         self._lock = threading.Lock()
-        self._line = _Line()
+        self._line = Line(time.monotonic, self._lock)
         self._held: deque[str | None] = deque()  # members in flight; None: a fallback slot
+        self._orphans: list[str] = []  # members of failed calls: maybe granted after all
         self._blocked_until = -math.inf
-        self._fallback = SlidingWindowLimiter(quota, margin=margin, name=name, max_hold=max_hold)
+        self._fallback = RouteWindow(quota, margin=margin, name=name, max_hold=max_hold)
         self._fallback_until = -math.inf
         self._grants = 0
         self._waits = 0
@@ -343,86 +399,46 @@ class RedisLimiter:
         with self._lock:
             return LimiterStats(self._grants, self._waits, self._waited, self._penalties)
 
+    def idle(self) -> bool:
+        """Nothing in flight, nobody waiting, no fallback history: forgetting it loses
+        nothing (the shared history lives in Redis)."""
+        with self._lock:
+            busy = self._held or self._line.live or self._orphans
+        return not busy and self._fallback.idle()
+
     # --- acquire ---------------------------------------------------------------------------
-    async def acquire(self) -> float:
-        """Wait for a slot (first come, first served in this process); return seconds waited."""
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop)
-        start = time.monotonic()
-        quota_window = self.quota.window
-        with self._lock:
-            is_head = self._line.join(waiter)
-            future = waiter.arm()
-        timeout = 0.0 if is_head else quota_window
-        waited = False
-        try:
-            while True:
-                if timeout != 0.0:
-                    # Re-check the line only after parking: on the first pass the join
-                    # above has just said where this waiter stands.
-                    waited = True
-                    await _park(loop, future, timeout)
-                    with self._lock:
-                        self._line.prune()
-                        is_head = self._line.head is waiter
-                        future = waiter.arm()
-                if not is_head:
-                    # Look up once a window, in case the head's loop died under it.
-                    timeout = self.quota.window
-                    continue
-                pause = self._blocked_until - time.monotonic()
-                if pause > 0:
-                    timeout = pause
-                    continue
-                granted, seconds = await self._ask(loop)
-                if granted:
-                    waited = waited or seconds > 0
-                    break
-                timeout = max(seconds, 0.0005)
-        except BaseException:
-            with self._lock:
-                self._line.leave(waiter)
-            raise
-        now = time.monotonic()
-        seconds = now - start if waited else 0.0
-        with self._lock:
-            self._grants += 1
-            if waited:
-                self._waits += 1
-                self._waited += seconds
-            self._line.pop_head()
-        if self._on_grant is not None:
-            try:
-                self._on_grant(now)
-            except Exception:  # a metrics hook must not break rate limiting
-                log.exception("rate limit %s: on_grant hook failed", self.name)
-        if waited:
-            log.debug("rate limit %s (%s, redis): waited %.3fs", self.name, self.quota, seconds)
-        return seconds
+    async def acquire(self, deadline: float | None = None) -> float:
+        """Wait for a slot (first come, first served in this process); return seconds waited.
 
-    async def _ask(self, loop: asyncio.AbstractEventLoop) -> tuple[bool, float]:
-        """Try to take a slot.
-
-        Returns ``(True, seconds waited on the fallback limiter)`` when a slot was taken,
-        else ``(False, seconds to wait before asking again)``.
+        Raises:
+            QuotaWaitExceeded: no slot before ``deadline`` (a ``time.monotonic()``
+                instant); nothing was taken.
         """
-        if time.monotonic() < self._fallback_until:
-            waited = await self._fallback.acquire()
+        waited = await self._line.wait(self, deadline)
+        if waited:
             with self._lock:
-                self._held.append(None)
-            return True, waited
+                self._waits += 1
+                self._waited += waited
+            log.debug("rate limit %s (%s, redis): waited %.3fs", self.name, self.quota, waited)
+        return waited
+
+    def estimate_locked(self, now: float, ahead: int) -> float:
+        """A lower bound of the wait: the local 429 pause (Redis knows the rest)."""
+        return max(self._blocked_until - now, 0.0)
+
+    async def claim(self) -> tuple[float, float]:
+        """Try to take a slot (called by the line when it is this caller's turn)."""
+        pause = self._blocked_until - time.monotonic()
+        if pause > 0:
+            return pause, pause
+        if time.monotonic() < self._fallback_until:
+            return self._claim_fallback()
         member = uuid.uuid4().hex
         try:
-            state = self._backend.state()
-            call = loop.create_task(self._eval_acquire(state, member))
-            state.track(call)
-            try:
-                granted, wait_us = await asyncio.shield(call)
-            except asyncio.CancelledError:
-                # The script may still run and take a slot nobody will use: give it back.
-                call.add_done_callback(functools.partial(self._after_cancel, state, member))
-                raise
+            reply = await self._ask(member)
         except self._backend.errors as exc:
+            with self._lock:
+                self._orphans.append(member)  # its script may still run once Redis is back
             self._fallback_until = time.monotonic() + FALLBACK_SECONDS
             log.warning(
                 "rate limit %s: redis at %s failed (%s: %s); limiting in this process only "
@@ -433,40 +449,92 @@ class RedisLimiter:
                 exc,
                 FALLBACK_SECONDS,
             )
-            return await self._ask(loop)
+            return self._claim_fallback()
+        if self._orphans:
+            self._forget_orphans()
+        granted, wait_us, held = reply
         if granted:
-            with self._lock:
-                self._held.append(member)
-            return True, 0.0
-        if wait_us > self._back_us:
+            self._granted(member)
+            return 0.0, 0.0
+        if wait_us < 0:  # past the deadline: Redis was slow to answer; ask again
+            return 0.0005, 0.0
+        at_least = min(wait_us, self._back_us) / _US
+        if held and wait_us > self._back_us:
             # The slot to wait for is held by a request still in flight (maybe in another
             # process): its answer can come any time, so look again soon.
-            return False, min(wait_us / _US, self._poll)
-        return False, wait_us / _US
+            return min(wait_us / _US, self._poll), at_least
+        return wait_us / _US, at_least
 
-    async def _eval_acquire(self, state: _LoopClient, member: str) -> tuple[bool, int]:
+    def _claim_fallback(self) -> tuple[float, float]:
+        window = self._fallback
+        with window.lock:
+            now = window.clock()
+            delay = window.delay_locked(now)
+            if delay > 0.0:
+                return delay, window.at_least_locked(now)
+            window.grant_locked(now)
+        self._granted(None)
+        return 0.0, 0.0
+
+    def _granted(self, member: str | None) -> None:
+        with self._lock:
+            self._held.append(member)
+            self._grants += 1
+        if self._on_grant is not None:
+            try:
+                self._on_grant(time.monotonic())
+            except Exception:  # a metrics hook must not break rate limiting
+                log.exception("rate limit %s: on_grant hook failed", self.name)
+
+    async def _ask(self, member: str) -> tuple[bool, int, bool]:
+        """Run the acquire script for ``member``; a cancelled call gives its slot back."""
+        loop = asyncio.get_running_loop()
+        state = self._backend.state()
+        call = loop.create_task(self._eval_acquire(state, member))
+        state.track(call)
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The script may still run and take a slot nobody will use: give it back.
+            call.add_done_callback(functools.partial(self._after_cancel, state, member))
+            raise
+
+    async def _eval_acquire(self, state: _LoopClient, member: str) -> tuple[bool, int, bool]:
+        backend = self._backend
+        # The script refuses to grant once the socket timeout has given up on this call:
+        # a script queued behind a stalled Redis must not take a slot nobody will use.
+        sent = time.time()
+        deadline_us = math.floor((sent + backend.clock_offset + backend.socket_timeout) * _US)
         reply = await state.acquire(
             keys=[self.slots_key, self.closed_key, self.pace_key],
-            args=[self.quota.limit, self._hold_us, member, self._interval_us],
+            args=[self.quota.limit, self._hold_us, member, self._interval_us, deadline_us],
         )
-        granted, wait_us = reply
-        return bool(int(granted)), int(wait_us)
+        granted, wait_us, now_us, held = (int(x) for x in reply)
+        backend.clock_offset = now_us / _US - (sent + time.time()) / 2
+        return bool(granted), wait_us, bool(held)
 
     def _after_cancel(
-        self, state: _LoopClient, member: str, call: asyncio.Task[tuple[bool, int]]
+        self, state: _LoopClient, member: str, call: asyncio.Task[tuple[bool, int, bool]]
     ) -> None:
         if call.cancelled() or call.exception() is not None or not call.result()[0]:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing: the lease covers it
-            state.spawn(self._give_back(state, member))
+            state.spawn(self._give_back(state, [member]))
 
-    async def _give_back(self, state: _LoopClient, member: str) -> None:
+    def _forget_orphans(self) -> None:
+        with self._lock:
+            members, self._orphans = self._orphans, []
+        if members:
+            state = self._backend.state()
+            state.spawn(self._give_back(state, members))
+
+    async def _give_back(self, state: _LoopClient, members: list[str]) -> None:
         try:
-            await state.client.zrem(self.slots_key, member)
+            await state.client.zrem(self.slots_key, *members)
         except self._backend.errors as exc:
             log.debug("rate limit %s: could not give a slot back: %s", self.name, exc)
         with self._lock:
-            self._line.wake_head()
+            self._line.wake_locked()
 
     # --- release and penalize ----------------------------------------------------------------
     def release(self) -> None:
@@ -478,9 +546,9 @@ class RedisLimiter:
         if member is None:
             self._fallback.release()
             with self._lock:
-                self._line.wake_head()
+                self._line.wake_locked()
             return
-        if _running_loop() is None:
+        if running_loop() is None:
             return  # no loop to talk to Redis from: the slot comes back after max_hold
         state = self._backend.state()
         state.spawn(self._release_remote(state, member))
@@ -491,7 +559,7 @@ class RedisLimiter:
         except self._backend.errors as exc:
             log.debug("rate limit %s: could not release a slot: %s", self.name, exc)
         with self._lock:
-            self._line.wake_head()
+            self._line.wake_locked()
 
     def penalize(self, seconds: float) -> None:
         """Close this route for ``seconds``, for every process on this token."""
@@ -501,7 +569,7 @@ class RedisLimiter:
             self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
         self._fallback.penalize(seconds)
         log.debug("rate limit %s: closed for %.3fs after a 429", self.name, seconds)
-        if _running_loop() is not None:
+        if running_loop() is not None:
             state = self._backend.state()
             state.spawn(self._penalize_remote(state, seconds))
 

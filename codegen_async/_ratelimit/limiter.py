@@ -1,0 +1,73 @@
+"""What every limiter kind offers the transport, and the error of a wait past a deadline.
+
+The transport calls :meth:`Limiter.acquire` before every attempt, :meth:`Limiter.release`
+once the attempt is over, and :meth:`Limiter.penalize` after a 429. ``acquire`` takes an
+optional *deadline* (an absolute ``time.monotonic()`` instant): a slot that cannot be had by
+then raises :class:`QuotaWaitExceeded` -- at once when the wait already known cannot fit,
+so that a bounded call never sleeps a wait it cannot use.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+__all__ = ["Limiter", "LimiterStats", "QuotaWaitExceeded"]
+
+
+class QuotaWaitExceeded(Exception):
+    """No slot of the route's quota can be had before the caller's deadline.
+
+    The caller left the line without taking a slot.
+
+    Attributes:
+        retry_after: Seconds from the moment of raising until a slot is expected (a lower
+            bound: other callers may take the next slots first).
+    """
+
+    def __init__(self, retry_after: float, name: str = "") -> None:
+        self.retry_after = max(retry_after, 0.0)
+        route = f" {name}" if name else ""
+        super().__init__(
+            f"rate limit{route}: no slot before the deadline; the next is expected in "
+            f"{self.retry_after:.3f}s"
+        )
+
+
+@attrs.frozen
+class LimiterStats:
+    """Counters of one route's limiter, summed over every client that shares it."""
+
+    grants: int
+    waits: int
+    waited_seconds: float
+    penalties: int
+
+
+class Limiter(Protocol):
+    """What the transport needs from the limiter of one route."""
+
+    async def acquire(self, deadline: float | None = None) -> float:
+        """Wait for a slot; return the seconds spent waiting (0.0 when none were).
+
+        Args:
+            deadline: Absolute ``time.monotonic()`` instant by which the slot must be had,
+                or ``None`` to wait as long as it takes.
+
+        Raises:
+            QuotaWaitExceeded: no slot before ``deadline`` (the caller took none).
+        """
+        ...
+
+    def release(self) -> None:
+        """The request that used a slot got its answer: the slot's window starts now."""
+        ...
+
+    def penalize(self, seconds: float) -> None:
+        """Admit nobody for ``seconds`` (the server answered 429)."""
+        ...
+
+    def stats(self) -> LimiterStats:
+        """A snapshot of the route's counters."""
+        ...
