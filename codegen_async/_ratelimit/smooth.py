@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 from .._endpoints import Quota
 from .limiter import LimiterStats
