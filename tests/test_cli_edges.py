@@ -245,3 +245,22 @@ async def test_rate_limit_scale_option_and_variable(monkeypatch: pytest.MonkeyPa
     async with _context().agent() as agent:
         assert agent.rate_limits.quotas["generate_setup_commands"] == scaled
     assert run_cli("--rate-limit-scale", "inf", "me", env=base_env()).returncode == ExitCode.USAGE
+
+
+def test_output_written_even_where_chmod_is_refused(
+    emu: EmulatorThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A group-writable file owned by someone else: writing works, chmod raises EPERM.
+    def refuse(self: Path, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "chmod", refuse)
+    for name, value in emu.client_env().items():
+        monkeypatch.setenv(name, value)
+    target = tmp_path / "setup.sh"
+    code = main(["--json", "setup-commands", "456", "--output", str(target), *FAST_POLL])
+    assert code == ExitCode.OK, capsys.readouterr().err
+    assert target.read_text(encoding="utf-8").startswith("#!")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -481,7 +482,10 @@ def _write_script(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     mode = path.stat().st_mode
-    path.chmod(mode | ((mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)) >> 2))
+    # A file we may write but not chmod (group-writable, another user's) is still saved,
+    # which is what was asked; it runs with ``bash FILE``.
+    with contextlib.suppress(OSError):
+        path.chmod(mode | ((mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)) >> 2))
 
 
 async def cmd_slack_token(ctx: Context) -> int:
