@@ -478,6 +478,7 @@ def test_rate_limited_says_when_to_retry(emu: EmulatorThread) -> None:
         emu.clear_faults()
     line = one_error_line(proc, ExitCode.RATE_LIMITED)
     assert "rate limited (429)" in line
+    assert ".;" not in line  # the server's sentence runs on into the hint
     assert "GET /v1/users/me" in line
     assert re.search(r"retry in 30\.0s \(after \d\d:\d\d:\d\d\)", line), line
 

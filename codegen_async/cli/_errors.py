@@ -103,6 +103,11 @@ def _where(exc: APIStatusError | APIConnectionError | APIResponseValidationError
     return f" ({exc.method} {urlsplit(exc.url).path})" if exc.method else ""
 
 
+def _clause(text: str) -> str:
+    """The server's sentence as a clause to continue after ``;`` ("later.; retry" reads badly)."""
+    return text.rstrip().rstrip(".;,") or text
+
+
 def _retry_hint(exc: RateLimitError) -> str:
     if exc.retry_after is not None:
         at = time.strftime("%H:%M:%S", time.localtime(time.time() + exc.retry_after))
@@ -164,7 +169,7 @@ def describe_error(exc: BaseException, *, org_id: int | None = None) -> tuple[Ex
     if isinstance(exc, RateLimitError):
         return (
             ExitCode.RATE_LIMITED,
-            f"rate limited (429){_where(exc)}: {exc.message}; {_retry_hint(exc)}",
+            f"rate limited (429){_where(exc)}: {_clause(exc.message)}; {_retry_hint(exc)}",
         )
     if isinstance(exc, PermissionDeniedError):
         scope = (
