@@ -20,7 +20,9 @@ async def iterate_pages(
 
     Items are de-duplicated by ``id`` where they have one: on a newest-first list (agent
     runs), items created during the walk push older ones onto the next page, which would
-    otherwise be yielded twice.
+    otherwise be yielded twice. A page that brings nothing new ends the walk: a server
+    that keeps answering the same page (ignoring ``skip``) would otherwise be asked
+    ``total / page_size`` times for nothing.
     """
     if isinstance(page_size, bool) or not isinstance(page_size, int):
         raise TypeError(f"page_size must be an int, got {type(page_size).__name__}")
@@ -32,13 +34,15 @@ async def iterate_pages(
     seen: set[Any] = set()
     while True:
         page = await fetch(skip, page_size)
+        new = 0
         for item in page.items:
             key = getattr(item, "id", None)
             if key is not None:
                 if key in seen:
                     continue
                 seen.add(key)
+            new += 1
             yield item
         skip += len(page.items)
-        if not page.items or skip >= page.total:
+        if not new or skip >= page.total:
             return
