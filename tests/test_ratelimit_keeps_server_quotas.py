@@ -135,9 +135,7 @@ def test_the_sync_agent_shares_limits_with_async_clients() -> None:
         assert errors == []
         assert emu.stats()["rate_limited"] == 0
         # One limiter served both, though the Agent's calls ran on its own loop and thread.
-        limiter = REGISTRY.get(
-            emu.token, ENDPOINTS["analyze_sandbox_logs"], _limits()
-        )
+        limiter = REGISTRY.get(emu.token, ENDPOINTS["analyze_sandbox_logs"], _limits())
         assert isinstance(limiter, SlidingWindowLimiter)
         assert limiter.stats().grants == 2 * N
         assert limiter.waits == async_waits + blocking_waits[0]
@@ -167,9 +165,7 @@ async def test_a_429_closes_the_route_for_every_client_then_the_call_is_retried(
             assert second.stats.rate_limit_waits == 1
             assert second.stats.rate_limited == 0
             assert other.stats.rate_limit_waits == 0
-            limiter = REGISTRY.get(
-                emu.token, ENDPOINTS["get_current_user"], _limits()
-            )
+            limiter = REGISTRY.get(emu.token, ENDPOINTS["get_current_user"], _limits())
             assert isinstance(limiter, SlidingWindowLimiter)
             assert limiter.stats().penalties == 1
         assert emu.stats()["rate_limited"] == 0  # the fault's 429 is not a quota refusal

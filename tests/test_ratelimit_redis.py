@@ -59,11 +59,9 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throw-away redis-server on a free loopback port; yields its URL (database 0)."""
+def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A throw-away redis-server on a free loopback port, answering pings."""
     assert REDIS_SERVER is not None
-    workdir: Path = tmp_path_factory.mktemp("redis")
     for _attempt in range(5):
         port = _free_port()
         proc = subprocess.Popen(
@@ -92,11 +90,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         break
                 time.sleep(0.05)
             if proc.poll() is None:
-                break
+                return proc, port
         finally:
             client.close()
-    else:  # pragma: no cover - five ports taken in a row
-        pytest.fail("could not start redis-server")
+    pytest.fail("could not start redis-server")  # pragma: no cover - five ports taken
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away redis-server on a free loopback port; yields its URL (database 0)."""
+    proc, port = _start_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
@@ -331,6 +334,82 @@ def test_redact_url() -> None:
     assert redact_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
     assert redact_url("redis://user:pw@h/0") == "redis://user:***@h/0"
     assert redact_url("redis://h:1/0") == "redis://h:1/0"
+    # issue 14 #6: every other form redis-py reads a password from
+    assert redact_url("redis://h:1/0?password=pw") == "redis://h:1/0?password=***"
+    assert redact_url("rediss://h/0?db=2&password=pw&x=1") == "rediss://h/0?db=2&password=***&x=1"
+    assert redact_url("unix:///run/redis.sock?db=0&password=pw") == (
+        "unix:///run/redis.sock?db=0&password=***"
+    )
+    assert redact_url("redis://pw@h:1/0") == "redis://***@h:1/0"
+    assert redact_url("redis://u:p@ss@h/0") == "redis://u:***@h/0"
+
+
+async def test_a_password_in_the_query_is_never_shown(
+    registry: LimiterRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """issue 14 #6: the fallback WARNING and every repr, whatever form the password takes."""
+    port = _free_port()  # nothing listens there: the limiter falls back and warns
+    urls = [
+        f"redis://127.0.0.1:{port}/0?password=hunter2",
+        f"redis://user:hunter2@127.0.0.1:{port}/0",
+        "unix:///nonexistent/redis.sock?password=hunter2",
+    ]
+    shown = []
+    with caplog.at_level(logging.DEBUG, logger="codegen_async.ratelimit"):
+        for url in urls:
+            limiter = _limiter(registry, url, Quota(2, 0.2))
+            await limiter.acquire()
+            limiter.release()
+            shown += [repr(limiter), repr(limiter._backend), repr(registry)]
+    assert "limiting in this process only" in caplog.text
+    assert "password=***" in caplog.text
+    for text in (caplog.text, *shown):
+        assert "hunter2" not in text
+
+
+async def test_a_stalled_redis_leaks_no_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 14 #1: Redis stalls longer than the socket timeout; the client falls back; the
+    acquire script queued behind the stall must take nothing when Redis resumes."""
+    import signal
+
+    from codegen_async._ratelimit import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "FALLBACK_SECONDS", 0.3)
+    proc, port = _start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    backend = RedisBackend(url, socket_timeout=0.4)
+    limiter = RedisLimiter(backend, "f" * 32, "analyze_sandbox_logs", Quota(1, 0.3), margin=0.0)
+    probe = redis.Redis.from_url(url)
+    try:
+        assert await limiter.acquire() == 0.0  # warm: the connection is open
+        limiter.release()
+        await _settle(limiter)
+        await asyncio.sleep(0.35)  # the slot is back
+        proc.send_signal(signal.SIGSTOP)  # Redis stalls with the next script in its socket
+        try:
+            await limiter.acquire()  # times out after 0.4 s: this process's own quota
+            limiter.release()
+            await asyncio.sleep(1.0)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0.3)  # the queued script has run by now
+        seconds, micros = probe.time()
+        in_use = probe.zcount(limiter.slots_key, seconds * 1_000_000 + micros, "+inf")
+        assert in_use == 0, "a slot was taken for a caller long gone"
+        # Back on Redis after the fallback: the quota's rate, not one held slot's lease.
+        await asyncio.sleep(0.4)
+        started = time.monotonic()
+        for _ in range(3):
+            await limiter.acquire()
+            limiter.release()
+        assert time.monotonic() - started < 3.0
+    finally:
+        probe.close()
+        await backend.aclose()
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_missing_redis_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -418,6 +497,44 @@ def test_close_returns_while_a_finished_call_is_still_tracked() -> None:
         pytest.fail("RedisBackend.detach() never returned (it spins on a finished task)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "closed"
+
+
+async def test_an_unclosed_client_gives_its_redis_connection_back(redis_url: str) -> None:
+    """An AsyncAgent dropped without aclose() must not leave its loop's Redis client behind."""
+    from aiohttp import web
+
+    from codegen_async import AsyncAgent
+    from codegen_async._ratelimit import REGISTRY
+
+    async def me(_: web.Request) -> web.Response:
+        return web.json_response({"id": 1, "github_user_id": "1", "github_username": "octo"})
+
+    app = web.Application()
+    app.router.add_get("/v1/users/me", me)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # the unclosed session's warning
+            agent = AsyncAgent(
+                TOKEN, 1, base_url=f"http://127.0.0.1:{port}", rate_limit_backend=redis_url
+            )
+            await agent.get_current_user()
+            backend = REGISTRY._backends[redis_url]
+            assert len(backend._clients) == 1
+            del agent
+            gc.collect()
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                if not backend._clients:
+                    break
+        assert len(backend._clients) == 0
+    finally:
+        await runner.cleanup()
+        await REGISTRY.aclose()
 
 
 async def test_environment_variable_selects_redis(

@@ -46,7 +46,6 @@ import weakref
 from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
@@ -155,22 +154,23 @@ def redact_url(url: str) -> str:
     with no colon (``redis://pw@host``, which redis-py reads as a password), and
     password-like query parameters (``?password=...``, also on ``unix://`` URLs).
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    rest, hash_mark, fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
         user, colon, _password = userinfo.partition(":")
         netloc = f"{user}:***@{host}" if colon else f"***@{host}"
-    query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if k.lower() in _SECRET_QUERY else v) for k, v in pairs], safe="*"
+        pairs = (pair.partition("=") for pair in query.split("&"))
+        query = "&".join(
+            f"{key}={'***' if key.lower() in _SECRET_QUERY else value}" if eq else key
+            for key, eq, value in pairs
         )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return f"{scheme}{sep}{netloc}{slash}{path}{question}{query}{hash_mark}{fragment}"
 
 
 @attrs.define(eq=False)

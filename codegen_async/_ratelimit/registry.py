@@ -75,9 +75,7 @@ class _Route:
     def __init__(self, shared: RouteWindow | None) -> None:
         self.shared = shared  # None for Redis: its history lives in Redis
         self.metronome: Metronome | None = None
-        self.limiters: weakref.WeakValueDictionary[str, Limiter] = (
-            weakref.WeakValueDictionary()
-        )
+        self.limiters: weakref.WeakValueDictionary[str, Limiter] = weakref.WeakValueDictionary()
 
     def idle(self) -> bool:
         if len(self.limiters):
