@@ -27,7 +27,7 @@ from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
 from ._options import CallOptions
-from ._ratelimit import REGISTRY, Limiter, RateLimits
+from ._ratelimit import REGISTRY, Limiter, QuotaWaitExceeded, RateLimits
 from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
 from ._validation import QueryPairs
 from ._version import __version__
@@ -290,7 +290,10 @@ class Transport:
         attempt = 0
         while True:
             if limiter is not None:
-                waited = await limiter.acquire()
+                if until is None:
+                    waited = await limiter.acquire()
+                else:
+                    waited = await self._acquire_before(limiter, until, endpoint, url)
                 if waited:
                     self.stats.rate_limit_wait_seconds += waited
                     self.stats.rate_limit_waits += 1
@@ -327,9 +330,10 @@ class Transport:
                 raise _after_attempts(error, attempt + 1)
             if answer.status == 429 and limiter is not None:
                 delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
+                wait = delay + (retry_after or 0.0)
             else:
-                delay = backoff_delay(attempt, retry_after=retry_after, rng=self._rng)
-            if until is not None and time.monotonic() + delay >= until:
+                delay = wait = backoff_delay(attempt, retry_after=retry_after, rng=self._rng)
+            if until is not None and time.monotonic() + wait >= until:
                 # The pause cannot fit before the deadline: the last error now, not later.
                 raise _after_attempts(error, attempt + 1)
             attempt += 1
@@ -363,6 +367,26 @@ class Transport:
         total = left if timeout.total is None else min(timeout.total, left)
         connect = None if timeout.connect is None else min(timeout.connect, total)
         return aiohttp.ClientTimeout(total=total, connect=connect)
+
+    async def _acquire_before(
+        self, limiter: Limiter, until: float, endpoint: Endpoint, url: str
+    ) -> float:
+        """A slot of the route's quota before the call's deadline, else a RateLimitError.
+
+        The limiter raises at once when the wait it knows of cannot fit (it never sleeps
+        a wait that cannot end in time); the error says when a slot is expected.
+        """
+        try:
+            return await limiter.acquire(until)
+        except QuotaWaitExceeded as exc:
+            raise RateLimitError(
+                "the route's quota is used up and no slot frees before the call's deadline "
+                f"(the next is expected in {exc.retry_after:.1f}s)",
+                retry_after=exc.retry_after,
+                status_code=429,
+                method=endpoint.method,
+                url=url,
+            ) from None
 
     async def _pause(self, delay: float) -> None:
         """Sleep between attempts; closing the client ends the pause at once."""

@@ -24,7 +24,7 @@ from codegen_async import (
     RateLimitError,
     RateLimits,
 )
-from codegen_async._endpoints import ENDPOINTS
+from codegen_async._endpoints import ENDPOINTS, Quota
 from codegen_sync import Agent
 
 from .conftest import ORG, TOKEN
@@ -258,3 +258,56 @@ def test_deadline_on_the_blocking_client(server: RecordingServer) -> None:
         assert time.monotonic() - started < 8
         with pytest.raises(APITimeoutError, match="deadline"):
             agent.with_options(deadline=0.5).get_current_user()
+
+
+# --- deadline and the quota wait ---------------------------------------------------------------
+def _one_a_minute() -> RateLimits:
+    return RateLimits.documented().replace(get_current_user=Quota(1, 60.0))
+
+
+async def test_a_quota_wait_that_cannot_fit_the_deadline_is_not_slept(
+    server: RecordingServer,
+) -> None:
+    """Issue 14 #8: the 6th call of a 5-a-minute route blocked ~60 s whatever its timeout."""
+    async with AsyncAgent(
+        TOKEN, ORG, base_url=server.base_url, rate_limits=_one_a_minute()
+    ) as agent:
+        await agent.get_current_user()
+        started = time.monotonic()
+        with pytest.raises(RateLimitError) as info:
+            await agent.get_current_user(deadline=2)
+        assert time.monotonic() - started < 1.5  # at once, not after the 2 s
+        assert info.value.retry_after is not None and 50 < info.value.retry_after <= 61
+        assert "deadline" in str(info.value)
+        assert len(server.requests) == 1  # nothing sent for the refused call
+        # A wait that fits is waited as before.
+        fits = agent.with_options(deadline=120)
+        assert fits._config.deadline == 120
+
+
+def test_a_quota_wait_that_cannot_fit_on_the_blocking_client(server: RecordingServer) -> None:
+    with Agent(TOKEN, ORG, base_url=server.base_url, rate_limits=_one_a_minute()) as agent:
+        agent.get_current_user()
+        started = time.monotonic()
+        with pytest.raises(RateLimitError):
+            agent.get_current_user(deadline=2)
+        with pytest.raises(RateLimitError):
+            agent.with_options(deadline=2).get_current_user()
+        assert time.monotonic() - started < 3
+
+
+async def test_a_429_whose_retry_after_cannot_fit_is_raised_as_the_server_said(
+    server: RecordingServer,
+) -> None:
+    async def limited(request: web.Request) -> web.StreamResponse:
+        return web.json_response(
+            {"message": "Rate limit exceeded"}, status=429, headers={"Retry-After": "20"}
+        )
+
+    server.handler = limited
+    async with AsyncAgent(TOKEN, ORG, base_url=server.base_url) as agent:  # limiter on
+        started = time.monotonic()
+        with pytest.raises(RateLimitError, match="Rate limit exceeded") as info:
+            await agent.get_current_user(deadline=3)
+        assert time.monotonic() - started < 2.5
+        assert info.value.retry_after == 20 and len(server.requests) == 1
