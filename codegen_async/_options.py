@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ._config import Timeout, check_seconds
-from ._validation import QueryPairs, check_extra_body, check_extra_query, check_headers
+from ._validation import QueryPairs, check_extra_query, check_headers, check_json_object
 
 __all__ = ["CallOptions", "call_options"]
 
@@ -52,5 +52,5 @@ def call_options(
         deadline=None if deadline is None else check_seconds("deadline", deadline),
         headers=None if extra_headers is None else check_headers("extra_headers", extra_headers),
         query=None if extra_query is None else check_extra_query("extra_query", extra_query),
-        body=None if extra_body is None else check_extra_body("extra_body", extra_body),
+        body=None if extra_body is None else check_json_object("extra_body", extra_body),
     )

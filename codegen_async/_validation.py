@@ -18,11 +18,11 @@ from ._endpoints import Endpoint, Param
 __all__ = [
     "check_choice",
     "check_collections",
-    "check_extra_body",
     "check_extra_query",
     "check_headers",
     "check_id",
     "check_images",
+    "check_json_object",
     "check_metadata",
     "check_params",
     "check_prompt",
@@ -156,20 +156,25 @@ def check_metadata(value: object) -> dict[str, Any] | None:
     """Metadata: a JSON object with string keys, all of its text valid Unicode."""
     if value is None:
         return None
+    return check_json_object("metadata", value)
+
+
+def check_json_object(name: str, value: object) -> dict[str, Any]:
+    """A JSON object: string keys, serialisable (no NaN or infinity), valid Unicode text."""
     if not isinstance(value, Mapping):
-        raise TypeError(f"metadata must be a dict, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
     for key in value:
         if not isinstance(key, str):
-            raise TypeError(f"metadata keys must be str, got {type(key).__name__}")
+            raise TypeError(f"{name} keys must be str, got {type(key).__name__}")
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
+        raise TypeError(f"{name} must be JSON-serialisable: {exc}") from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         # json.dumps would escape it as "\udcff", which no server can decode as text.
-        raise ValueError("metadata is not valid Unicode text (lone surrogate)") from None
+        raise ValueError(f"{name} is not valid Unicode text (lone surrogate)") from None
     return dict(value)
 
 
@@ -271,17 +276,3 @@ def check_extra_query(name: str, value: object) -> QueryPairs:
         else:
             pairs.append((key, _query_text(name, key, item)))
     return pairs
-
-
-def check_extra_body(name: str, value: object) -> dict[str, Any]:
-    """Extra fields of a JSON body: a JSON object with string keys (no NaN or infinity)."""
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str):
-            raise TypeError(f"{name} keys must be str, got {type(key).__name__}")
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be JSON-serialisable: {exc}") from None
-    return dict(value)

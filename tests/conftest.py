@@ -9,6 +9,8 @@ import pytest
 from codegen_async import AsyncAgent, RateLimits
 from codegen_async._ratelimit import REGISTRY
 
+from .recording_server import RecordingServer
+
 BASE = "https://api.example.test"
 TOKEN = "sk-test-SECRET-token-0123456789"
 ORG = 123
@@ -43,3 +45,19 @@ async def agent() -> AsyncIterator[AsyncAgent]:
         TOKEN, ORG, base_url=BASE, rate_limits=RateLimits.disabled(), max_retries=2
     ) as client:
         yield client
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    """A loopback server that records each request and answers by script (per test)."""
+    with RecordingServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client(server: RecordingServer) -> AsyncIterator[AsyncAgent]:
+    """An asyncio client of ``server``, rate limiting off."""
+    async with AsyncAgent(
+        TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled()
+    ) as agent:
+        yield agent

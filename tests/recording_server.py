@@ -3,7 +3,8 @@
 Used where a test needs the exact request both clients send (headers, query, body), or a
 server that misbehaves in a way the emulator does not (hangs, bombs, echoes the token).
 Every answer comes from ``server.handler`` (an async function of the request), which a
-test sets; the default answers a user.
+test sets; the default answers a user. The fixtures ``server`` and ``client`` (an
+``AsyncAgent`` of it) are in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ async def answer_user(request: web.Request) -> web.StreamResponse:
         return web.json_response(PAGE)
     if "/agent/run" in request.path:
         return web.json_response(RUN)
+    return web.json_response(USER)
+
+
+async def hang(request: web.Request) -> web.StreamResponse:
+    """A server that never answers (well, after 30 s)."""
+    await asyncio.sleep(30)
     return web.json_response(USER)
 
 

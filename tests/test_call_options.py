@@ -6,11 +6,9 @@ recording_server.py), which both the asyncio and the blocking client can reach.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -28,23 +26,9 @@ from codegen_async._endpoints import ENDPOINTS, Quota
 from codegen_sync import Agent
 
 from .conftest import ORG, TOKEN
-from .recording_server import RecordingServer
+from .recording_server import RecordingServer, hang
 
 CALL_OPTIONS = ("timeout", "deadline", "extra_headers", "extra_query")
-
-
-@pytest.fixture
-def server() -> Iterator[RecordingServer]:
-    with RecordingServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def client(server: RecordingServer) -> AsyncIterator[AsyncAgent]:
-    async with AsyncAgent(
-        TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled()
-    ) as agent:
-        yield agent
 
 
 def _sync(server: RecordingServer, **kwargs: Any) -> Agent:
@@ -226,10 +210,6 @@ async def test_deadline_raises_the_429_at_once_with_its_retry_after(
 
 
 async def test_deadline_bounds_every_attempt_and_the_pauses(server: RecordingServer) -> None:
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
-        return web.json_response({})
-
     server.handler = hang
     async with AsyncAgent(
         TOKEN,
@@ -246,10 +226,6 @@ async def test_deadline_bounds_every_attempt_and_the_pauses(server: RecordingSer
 
 
 def test_deadline_on_the_blocking_client(server: RecordingServer) -> None:
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
-        return web.json_response({})
-
     server.handler = hang
     with _sync(server) as agent:
         started = time.monotonic()

@@ -11,7 +11,6 @@ import gzip
 import math
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
@@ -32,21 +31,7 @@ from codegen_async._transport import TransportStats, _WaitClock
 from codegen_sync import Agent
 
 from .conftest import BASE, ORG, TOKEN
-from .recording_server import PAGE, USER, RecordingServer
-
-
-@pytest.fixture
-def server() -> Iterator[RecordingServer]:
-    with RecordingServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def client(server: RecordingServer) -> AsyncIterator[AsyncAgent]:
-    async with AsyncAgent(
-        TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled()
-    ) as agent:
-        yield agent
+from .recording_server import PAGE, RecordingServer, hang
 
 
 # --- #4: response bodies have a size limit -----------------------------------------------------
@@ -155,10 +140,6 @@ def test_a_base_url_that_cannot_work_is_refused(url: str, why: str) -> None:
 async def test_closing_ends_calls_in_flight_with_one_typed_error(server: RecordingServer) -> None:
     """Issue 14 #13: in-flight GETs were retried on the closed session (bare RuntimeError)."""
 
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
-        return web.json_response(USER)
-
     server.handler = hang
     agent = AsyncAgent(TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled())
     calls = [asyncio.ensure_future(agent.get_users()) for _ in range(3)]
@@ -258,10 +239,6 @@ async def test_list_runs_refuses_a_negative_user_id(agent: AsyncAgent) -> None:
 
 # --- issue 17 #7: messages that said less than they knew ------------------------------------------
 async def test_a_timeout_after_retries_says_how_many_attempts(server: RecordingServer) -> None:
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
-        return web.json_response(USER)
-
     server.handler = hang
     async with AsyncAgent(
         TOKEN,
