@@ -42,6 +42,7 @@ from ._validation import (
     check_prompt,
     check_range,
     check_text,
+    merge_headers,
 )
 from .errors import ConfigurationError
 from .models import (
@@ -190,7 +191,7 @@ class AsyncAgent:
             changes["deadline"] = check_seconds("deadline", deadline)
         if default_headers is not None:
             added = check_headers("default_headers", default_headers)
-            changes["default_headers"] = {**config.default_headers, **added}
+            changes["default_headers"] = merge_headers(config.default_headers, added)
         clone = object.__new__(type(self))
         clone._config = attrs.evolve(config, **changes) if changes else config
         clone._transport = self._transport.derive(clone._config)

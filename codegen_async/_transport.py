@@ -29,7 +29,7 @@ from ._endpoints import Endpoint
 from ._options import CallOptions
 from ._ratelimit import REGISTRY, Limiter, QuotaWaitExceeded, RateLimits
 from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
-from ._validation import QueryPairs
+from ._validation import QueryPairs, merge_headers
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -176,15 +176,15 @@ class Transport:
         self.rate_limits = rate_limits
         self._shared = _Shared(session, backend) if shared is None else shared
         self.stats = self._shared.stats
-        self._headers = {
+        own = {
             # A SecretStr: the headers show up in tracebacks that print local variables.
             "Authorization": SecretStr(f"Bearer {config.token}"),
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        if config.default_headers:
-            self._headers = _merge_headers(self._headers, config.default_headers)
-        self._json_headers = _merge_headers(self._headers, _JSON_HEADERS, keep=True)
+        # The client's default headers win over the SDK's own (Authorization is refused).
+        self._headers = merge_headers(own, config.default_headers)
+        self._json_headers = merge_headers({**own, **_JSON_HEADERS}, config.default_headers)
         self._default_timeout = _client_timeout(config.timeout)
         self._rng = random.Random()
 
@@ -283,7 +283,7 @@ class Transport:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = self._headers if data is None else self._json_headers
         if options is not None and options.headers:
-            headers = _merge_headers(headers, options.headers)
+            headers = merge_headers(headers, options.headers)
         until = None if deadline is None else time.monotonic() + deadline
         limit = self.config.max_response_bytes
         limiter = self._limiter(endpoint)
@@ -457,19 +457,6 @@ class Transport:
                 limiter.penalize(pause or 0.0)
             return error, retry_after
         return error, parse_retry_after(answer.headers)
-
-
-def _merge_headers(
-    base: Mapping[str, str], extra: Mapping[str, str], *, keep: bool = False
-) -> dict[str, str]:
-    """``base`` with ``extra`` winning over a header of the same name in any letter case.
-
-    Keys keep their spelling; the Authorization value (a ``SecretStr``) is kept as is.
-    """
-    names = {key.lower() for key in extra}
-    merged = {key: value for key, value in base.items() if key.lower() not in names}
-    merged.update(extra)
-    return merged if not keep else {**merged}
 
 
 def _merge_query(params: Mapping[str, str] | None, extra: QueryPairs) -> QueryPairs:

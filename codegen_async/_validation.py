@@ -28,6 +28,7 @@ __all__ = [
     "check_prompt",
     "check_range",
     "check_text",
+    "merge_headers",
 ]
 
 MAX_PROMPT_CHARS: Final = 1_000_000
@@ -248,6 +249,17 @@ def check_headers(name: str, value: object) -> dict[str, str]:
             raise ValueError(f"{name}[{key!r}] must not contain line breaks or NUL")
         out[key] = item
     return out
+
+
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with ``extra`` winning over a header of the same name in any letter case.
+
+    Keys keep their spelling; values are kept as they are (the token as a ``SecretStr``).
+    """
+    names = {key.lower() for key in extra}
+    merged = {key: value for key, value in base.items() if key.lower() not in names}
+    merged.update(extra)
+    return merged
 
 
 def _query_text(name: str, key: str, item: object) -> str:

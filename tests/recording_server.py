@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 from aiohttp import web
+from multidict import CIMultiDict
 
 USER = {"id": 1, "github_user_id": "9", "github_username": "a", "email": "a@example.test"}
 RUN = {"id": 7, "organization_id": 123, "status": "ACTIVE"}
@@ -27,7 +28,7 @@ class Recorded:
     method: str
     path: str
     query: list[tuple[str, str]]
-    headers: dict[str, str]
+    headers: CIMultiDict[str]  # as sent, looked up in any letter case
     body: bytes
 
 
@@ -66,7 +67,7 @@ class RecordingServer:
                 request.method,
                 request.path,
                 list(request.query.items()),
-                dict(request.headers),
+                CIMultiDict(request.headers),
                 body,
             )
         )

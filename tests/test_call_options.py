@@ -287,3 +287,23 @@ async def test_a_429_whose_retry_after_cannot_fit_is_raised_as_the_server_said(
             await agent.get_current_user(deadline=3)
         assert time.monotonic() - started < 2.5
         assert info.value.retry_after == 20 and len(server.requests) == 1
+
+
+async def test_header_names_merge_whatever_their_letter_case(server: RecordingServer) -> None:
+    async with AsyncAgent(
+        TOKEN,
+        ORG,
+        base_url=server.base_url,
+        rate_limits=RateLimits.disabled(),
+        default_headers={"X-Team": "a", "content-type": "application/vnd.test+json"},
+    ) as agent:
+        child = agent.with_options(default_headers={"x-team": "b"})
+        await child.run("x", extra_headers={"X-TEAM": "c"})
+        await child.run("x")
+    with_extra, plain = server.requests
+    assert with_extra.headers["X-Team"] == "c" and plain.headers["X-Team"] == "b"
+    for request in server.requests:  # one of each, never both spellings
+        names = [name.lower() for name in request.headers]
+        assert names.count("x-team") == 1 and names.count("content-type") == 1
+        # A default header wins over the SDK's own, as an extra one does.
+        assert request.headers["Content-Type"] == "application/vnd.test+json"
