@@ -207,6 +207,6 @@ def test_cancelling_waiters_in_random_order_costs_what_fifo_order_does() -> None
     count = 40_000
     fifo = asyncio.run(_cancel_waiters(count, "fifo"))
     shuffled = asyncio.run(_cancel_waiters(count, "random"))
-    # O(n) per cancellation made the random order ~8x the FIFO one (3.9 s against 0.5 s);
-    # O(1) makes them alike. Generous, for a loaded machine.
-    assert shuffled < 3 * fifo + 0.5, (shuffled, fifo)
+    # O(n) per cancellation made the random order far costlier (31 s against 0.7 s here);
+    # O(1) makes them alike (1.1-1.4x here). Generous, for a loaded machine.
+    assert shuffled < 4 * fifo + 2.0, (shuffled, fifo)

@@ -28,7 +28,7 @@ import redis.asyncio
 
 from codegen_async import ENDPOINTS, Quota, RateLimits
 from codegen_async._endpoints import Endpoint
-from codegen_async._ratelimit import LimiterRegistry, credential_fingerprint
+from codegen_async._ratelimit import LimiterRegistry, QuotaWaitExceeded, credential_fingerprint
 from codegen_async._ratelimit.redis import KEY_PREFIX, RedisBackend, RedisLimiter, redact_url
 from codegen_async.errors import ConfigurationError
 
@@ -166,7 +166,7 @@ async def test_burst_then_wait_and_keys_never_hold_the_token(
         ttl = await client.pttl(limiter.slots_key)
     finally:
         await client.aclose()
-    assert keys == [limiter.slots_key]
+    assert keys == sorted([limiter.slots_key, limiter.peers_key])
     fingerprint = credential_fingerprint(TOKEN)
     assert limiter.slots_key == f"{KEY_PREFIX}{{{fingerprint}}}:analyze_sandbox_logs"
     for key in (*keys, *limiter.keys):
@@ -418,11 +418,10 @@ def test_missing_redis_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
         RedisBackend("redis://127.0.0.1:1/0")
 
 
-async def test_clients_close_their_redis_connections(redis_url: str) -> None:
+@pytest.fixture
+async def me_server() -> AsyncIterator[str]:
+    """A loopback server answering ``GET /v1/users/me``; yields its base URL."""
     from aiohttp import web
-
-    from codegen_async import AsyncAgent
-    from codegen_async._ratelimit import REGISTRY
 
     async def me(_: web.Request) -> web.Response:
         return web.json_response({"id": 1, "github_user_id": "1", "github_username": "octo"})
@@ -434,7 +433,17 @@ async def test_clients_close_their_redis_connections(redis_url: str) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_clients_close_their_redis_connections(redis_url: str, me_server: str) -> None:
+    from codegen_async import AsyncAgent
+    from codegen_async._ratelimit import REGISTRY
+
+    base = me_server
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -453,7 +462,6 @@ async def test_clients_close_their_redis_connections(redis_url: str) -> None:
             gc.collect()
         assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     finally:
-        await runner.cleanup()
         await REGISTRY.aclose()
 
 
@@ -499,29 +507,55 @@ def test_close_returns_while_a_finished_call_is_still_tracked() -> None:
     assert done.stdout.strip() == "closed"
 
 
-async def test_an_unclosed_client_gives_its_redis_connection_back(redis_url: str) -> None:
-    """An AsyncAgent dropped without aclose() must not leave its loop's Redis client behind."""
-    from aiohttp import web
+async def test_while_redis_is_down_each_process_keeps_its_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four processes each kept the whole quota during a Redis outage (102-126 429s for
+    four processes): each now keeps the quota divided by the processes Redis last saw on
+    the token, and halves it again on a 429 (still honouring the pause)."""
+    from codegen_async._ratelimit import redis as redis_module
 
+    monkeypatch.setattr(redis_module, "FALLBACK_SECONDS", 30.0)
+    proc, port = _start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    quota = Quota(8, 60.0)
+    backends = [RedisBackend(url, socket_timeout=0.5) for _ in range(4)]  # four processes
+    limiters = [RedisLimiter(b, "f" * 32, "analyze_sandbox_logs", quota) for b in backends]
+    try:
+        for limiter in limiters:
+            await limiter.acquire()
+            limiter.release()
+        await _settle(limiters[0])
+        proc.terminate()
+        proc.wait(timeout=10)
+        alone = limiters[-1]  # Redis saw all four by its call
+        assert await alone.acquire() == 0.0  # from its share of the quota, without Redis
+        assert await alone.acquire() == 0.0
+        with pytest.raises(QuotaWaitExceeded):  # 8 // 4 = 2 per window for this process
+            await alone.acquire(deadline=time.monotonic() + 1.0)
+        alone.penalize(0.2)  # a 429 all the same: others share what Redis did not know
+        assert alone._fallback.limit == 1
+        with pytest.raises(QuotaWaitExceeded):
+            await alone.acquire(deadline=time.monotonic() + 0.1)  # and the pause holds
+    finally:
+        for backend in backends:
+            await backend.aclose()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+async def test_an_unclosed_client_gives_its_redis_connection_back(
+    redis_url: str, me_server: str
+) -> None:
+    """An AsyncAgent dropped without aclose() must not leave its loop's Redis client behind."""
     from codegen_async import AsyncAgent
     from codegen_async._ratelimit import REGISTRY
 
-    async def me(_: web.Request) -> web.Response:
-        return web.json_response({"id": 1, "github_user_id": "1", "github_username": "octo"})
-
-    app = web.Application()
-    app.router.add_get("/v1/users/me", me)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)  # the unclosed session's warning
-            agent = AsyncAgent(
-                TOKEN, 1, base_url=f"http://127.0.0.1:{port}", rate_limit_backend=redis_url
-            )
+            agent = AsyncAgent(TOKEN, 1, base_url=me_server, rate_limit_backend=redis_url)
             await agent.get_current_user()
             backend = REGISTRY._backends[redis_url]
             assert len(backend._clients) == 1
@@ -533,7 +567,6 @@ async def test_an_unclosed_client_gives_its_redis_connection_back(redis_url: str
                     break
         assert len(backend._clients) == 0
     finally:
-        await runner.cleanup()
         await REGISTRY.aclose()
 
 

@@ -8,7 +8,9 @@ route window's lock. A caller may go when the window has a free slot *and* the t
 come; going moves the tick one interval on. The sliding-window log of the same route (the
 :class:`~.window.RouteWindow` every client of the token shares, whatever its mode) keeps
 guarding the quota, so slow answers or jitter never put more than ``limit`` requests into
-one window, and a window-mode client on the same token counts against the same quota.
+one window, and a window-mode client on the same token counts against the same quota. So
+:class:`SmoothLimiter` is the window limiter with one more thing to wait for: it only
+overrides what a caller waits for and what going does.
 
 Earlier versions paced with ``aiolimiter`` on a private event loop in a daemon thread,
 because an ``AsyncLimiter`` binds to one loop and is not thread-safe; one float under the
@@ -18,17 +20,14 @@ no hop between loops, and no cancelled tick to hand back.
 
 from __future__ import annotations
 
-import logging
 import math
+from typing import ClassVar
 
 from .._endpoints import Quota
-from .limiter import LimiterStats
 from .quotas import DEFAULT_MARGIN, DEFAULT_MAX_HOLD
-from .window import GrantHook, RouteWindow
+from .window import GrantHook, RouteWindow, SlidingWindowLimiter
 
 __all__ = ["Metronome", "SmoothLimiter"]
-
-log = logging.getLogger("codegen_async.ratelimit")
 
 
 class Metronome:
@@ -48,7 +47,7 @@ class Metronome:
         self.next_tick = now + interval
 
 
-class SmoothLimiter:
+class SmoothLimiter(SlidingWindowLimiter):
     """One request every ``(window + margin) / limit`` seconds, first come first served.
 
     Thread-safe, and usable from several event loops at once. ``on_grant`` is called with
@@ -65,7 +64,8 @@ class SmoothLimiter:
         metronome: The route's pace, shared by the smooth clients of the token.
     """
 
-    __slots__ = ("__weakref__", "metronome", "name", "quota", "window")
+    __slots__ = ("metronome",)
+    mode: ClassVar[str] = "smooth"
 
     def __init__(
         self,
@@ -78,16 +78,10 @@ class SmoothLimiter:
         shared: RouteWindow | None = None,
         metronome: Metronome | None = None,
     ) -> None:
-        if shared is None:
-            shared = RouteWindow(
-                quota, margin=margin, name=name, max_hold=max_hold, on_grant=on_grant
-            )
-        else:
-            shared.adopt(quota, margin, max_hold)
-        self.window = shared
+        super().__init__(
+            quota, margin=margin, name=name, max_hold=max_hold, on_grant=on_grant, shared=shared
+        )
         self.metronome = metronome if metronome is not None else Metronome()
-        self.quota = quota
-        self.name = name or shared.name
 
     def __repr__(self) -> str:
         return f"<SmoothLimiter {self.name or '?'} {self.quota} every {self.interval:.3f}s>"
@@ -97,68 +91,16 @@ class SmoothLimiter:
         """Seconds between two requests: the route's ``(window + margin) / limit``."""
         return self.window.span / self.window.limit
 
-    @property
-    def waited_seconds(self) -> float:
-        """Total seconds callers spent waiting for this route."""
-        return self.window.waited
-
-    @property
-    def waits(self) -> int:
-        """How many acquisitions had to wait."""
-        return self.window.waits
-
-    def stats(self) -> LimiterStats:
-        """A snapshot of the route's counters."""
-        return self.window.stats()
-
-    # --- the Limiter protocol --------------------------------------------------------------
-    async def acquire(self, deadline: float | None = None) -> float:
-        """Wait for this caller's tick, first come first served; return the seconds waited.
-
-        Raises:
-            QuotaWaitExceeded: no tick before ``deadline`` (a ``time.monotonic()``
-                instant); nothing was taken.
-        """
-        window = self.window
-        with window.lock:
-            if not window.line.live:
-                now = window.clock()
-                if self._delay_locked(now) <= 0.0:
-                    self._grant_locked(now)
-                    return 0.0
-        waited = await window.line.wait(self, deadline)
-        window.count_wait(waited)
-        log.debug("rate limit %s (%s, smooth): waited %.3fs", self.name, self.quota, waited)
-        return waited
-
-    def release(self) -> None:
-        """The request that used the last tick is over."""
-        self.window.release()
-
-    def penalize(self, seconds: float) -> None:
-        """Admit nobody for ``seconds`` from now (the server answered 429)."""
-        self.window.penalize(seconds)
-
-    # --- the Claimant protocol (called by the line) ----------------------------------------
-    def _delay_locked(self, now: float) -> float:
+    def delay_locked(self, now: float) -> float:
+        """0.0 when the window has a slot and the tick has come, else the seconds until then."""
         return max(self.window.delay_locked(now), self.metronome.delay(now))
 
-    def _grant_locked(self, now: float) -> None:
-        self.window.grant_locked(now)
-        self.metronome.tick(now, self.window.span / self.window.limit)
-
-    async def claim(self) -> tuple[float, float]:
-        """Take a tick if it has come and the window has a slot; else how long to wait."""
-        window = self.window
-        with window.lock:
-            now = window.clock()
-            delay = self._delay_locked(now)
-            if delay <= 0.0:
-                self._grant_locked(now)
-                return 0.0, 0.0
-            return delay, max(window.at_least_locked(now), self.metronome.delay(now))
-
-    def estimate_locked(self, now: float, ahead: int) -> float:
-        """A lower bound of the wait with ``ahead`` callers in line before this one."""
+    def at_least_locked(self, now: float, ahead: int) -> float:
+        """A lower bound of the wait: the window's, and the ticks of those ahead."""
         pace = self.metronome.delay(now) + ahead * self.interval
         return max(self.window.at_least_locked(now, ahead), pace)
+
+    def grant_locked(self, now: float) -> None:
+        """This caller goes at ``now``: the next tick is one interval on."""
+        self.window.grant_locked(now)
+        self.metronome.tick(now, self.interval)

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import ClassVar, Final
 
 from .._endpoints import Quota
 from .limiter import LimiterStats
@@ -139,6 +139,12 @@ class RouteWindow:
                 self.quota = Quota(limit, span - max(self.margin, margin))
             self.margin = max(self.margin, margin)
             self.max_hold = max(self.max_hold, max_hold)
+
+    def set_limit(self, limit: int) -> None:
+        """Keep ``limit`` requests per window from now on (a fleet's share while Redis is
+        down; never above the quota)."""
+        with self.lock:
+            self.limit = max(1, min(limit, self.quota.limit))
 
     # --- the log, all under self.lock ------------------------------------------------------
     def delay_locked(self, now: float) -> float:
@@ -257,6 +263,7 @@ class SlidingWindowLimiter:
     """
 
     __slots__ = ("__weakref__", "name", "quota", "window")
+    mode: ClassVar[str] = "window"
 
     def __init__(
         self,
@@ -313,12 +320,12 @@ class SlidingWindowLimiter:
         with window.lock:
             if not window.line.live:
                 now = window.clock()
-                if window.delay_locked(now) <= 0.0:
-                    window.grant_locked(now)
+                if self.delay_locked(now) <= 0.0:
+                    self.grant_locked(now)
                     return 0.0  # the common case: nothing allocated
         waited = await window.line.wait(self, deadline)
         window.count_wait(waited)
-        log.debug("rate limit %s (%s): waited %.3fs", self.name, self.quota, waited)
+        log.debug("rate limit %s (%s, %s): waited %.3fs", self.name, self.quota, self.mode, waited)
         return waited
 
     def release(self) -> None:
@@ -329,18 +336,30 @@ class SlidingWindowLimiter:
         """Admit nobody for ``seconds`` from now (the server answered 429)."""
         self.window.penalize(seconds)
 
+    # --- what this mode waits for (the smooth mode adds its pace), under the window's lock ---
+    def delay_locked(self, now: float) -> float:
+        """0.0 when this caller may go now, else the seconds until it surely may."""
+        return self.window.delay_locked(now)
+
+    def at_least_locked(self, now: float, ahead: int) -> float:
+        """A lower bound of the wait with ``ahead`` callers in line before this one."""
+        return self.window.at_least_locked(now, ahead)
+
+    def grant_locked(self, now: float) -> None:
+        """This caller goes at ``now``."""
+        self.window.grant_locked(now)
+
     # --- the Claimant protocol (called by the line) ----------------------------------------
     async def claim(self) -> tuple[float, float]:
         """Take a slot if one is free now; else ``(seconds to sleep, lower bound)``."""
-        window = self.window
-        with window.lock:
-            now = window.clock()
-            delay = window.delay_locked(now)
+        with self.window.lock:
+            now = self.window.clock()
+            delay = self.delay_locked(now)
             if delay <= 0.0:
-                window.grant_locked(now)
+                self.grant_locked(now)
                 return 0.0, 0.0
-            return delay, window.at_least_locked(now)
+            return delay, self.at_least_locked(now, 0)
 
     def estimate_locked(self, now: float, ahead: int) -> float:
         """A lower bound of the wait with ``ahead`` callers in line before this one."""
-        return self.window.at_least_locked(now, ahead)
+        return self.at_least_locked(now, ahead)
