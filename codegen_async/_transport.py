@@ -268,88 +268,129 @@ class Transport:
         """
         session = self._session_for_loop()
         url = self.config.base_url + path
-        timeout = self._default_timeout
-        deadline = self.config.deadline
-        query: Mapping[str, str] | QueryPairs | None = params
-        if options is not None:
-            if options.timeout is not None:
-                timeout = _client_timeout(options.timeout)
-            if options.deadline is not None:
-                deadline = options.deadline
-            if options.query:
-                query = _merge_query(params, options.query)
-            if options.body is not None:
-                body = {**(body or {}), **options.body}
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = self._headers if data is None else self._json_headers
-        if options is not None and options.headers:
-            headers = merge_headers(headers, options.headers)
+        if options is None:  # the plain call: the client's settings as they are
+            query: Mapping[str, str] | QueryPairs | None = params
+            timeout, deadline = self._default_timeout, self.config.deadline
+            data = None if body is None else _dumps(body)
+            headers: Mapping[str, str] = self._headers if data is None else self._json_headers
+        else:
+            query, data, headers, timeout, deadline = self._apply(options, params, body)
         until = None if deadline is None else time.monotonic() + deadline
-        limit = self.config.max_response_bytes
         limiter = self._limiter(endpoint)
         attempt = 0
         while True:
-            if limiter is not None:
+            if limiter is not None:  # acquire a slot of the route's quota
                 if until is None:
                     waited = await limiter.acquire()
                 else:
                     waited = await self._acquire_before(limiter, until, endpoint, url)
                 if waited:
-                    self.stats.rate_limit_wait_seconds += waited
-                    self.stats.rate_limit_waits += 1
-                    self._shared.waits.add(waited)
+                    self._count_wait(waited)
+            attempt_timeout = timeout
             if until is not None:
                 assert deadline is not None
                 attempt_timeout = self._within(until, deadline, timeout, endpoint, url, attempt)
-            else:
-                attempt_timeout = timeout
             self.stats.requests += 1
-            try:
+            try:  # send
                 answer = await _send_once(
-                    session, endpoint.method, url, query, data, headers, attempt_timeout, limit
+                    session,
+                    endpoint.method,
+                    url,
+                    query,
+                    data,
+                    headers,
+                    attempt_timeout,
+                    self.config.max_response_bytes,
                 )
-            finally:
+            finally:  # release: the slot's window starts once the attempt is over, when
+                # the server has surely counted it
                 if limiter is not None:
-                    # The slot's window starts once the answer is in (or the attempt
-                    # failed): the server has surely counted the request by then.
                     limiter.release()
             if answer.error is None and answer.status < 400:
                 return self._parse(endpoint, url, answer)
-            if self._shared.closed:
-                raise self._closed_error(endpoint, url)
-            error, retry_after = self._failure(endpoint, url, answer, limiter)
-            if until is not None and answer.status == NO_ANSWER and time.monotonic() >= until:
-                assert deadline is not None  # the attempt ran out of the call's time
-                raise _deadline_error(deadline, endpoint, url, attempt + 1)
-            if not may_retry(
-                answer.status,
-                idempotent=endpoint.idempotent,
-                attempt=attempt,
-                max_retries=self.config.max_retries,
-            ):
-                raise _after_attempts(error, attempt + 1)
-            if answer.status == 429 and limiter is not None:
-                delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
-                wait = delay + (retry_after or 0.0)
-            else:
-                delay = wait = backoff_delay(attempt, retry_after=retry_after, rng=self._rng)
-            if until is not None and time.monotonic() + wait >= until:
-                # The pause cannot fit before the deadline: the last error now, not later.
-                raise _after_attempts(error, attempt + 1)
+            # decide: raise now, or pause and try again
+            delay = self._next_try(endpoint, url, answer, limiter, attempt, until, deadline)
             attempt += 1
-            self.stats.retries += 1
-            log.info(
-                "%s %s failed (%s); retry %d of %d in %.2fs",
-                endpoint.method,
-                url,
-                error.__class__.__name__,
-                attempt,
-                self.config.max_retries,
-                delay,
-            )
             await self._pause(delay)
             if self._shared.closed:
                 raise self._closed_error(endpoint, url)
+
+    def _apply(
+        self, options: CallOptions, params: Mapping[str, str] | None, body: Any
+    ) -> tuple[
+        Mapping[str, str] | QueryPairs | None,
+        bytes | None,
+        Mapping[str, str],
+        aiohttp.ClientTimeout,
+        float | None,
+    ]:
+        """The request parts of a call given options: theirs win over the client's."""
+        query: Mapping[str, str] | QueryPairs | None = params
+        if options.query:
+            query = _merge_query(params, options.query)
+        if options.body is not None:
+            body = {**(body or {}), **options.body}
+        data = None if body is None else _dumps(body)
+        headers: Mapping[str, str] = self._headers if data is None else self._json_headers
+        if options.headers:
+            headers = merge_headers(headers, options.headers)
+        timeout = self._default_timeout
+        if options.timeout is not None:
+            timeout = _client_timeout(options.timeout)
+        deadline = self.config.deadline if options.deadline is None else options.deadline
+        return query, data, headers, timeout, deadline
+
+    def _count_wait(self, waited: float) -> None:
+        self.stats.rate_limit_wait_seconds += waited
+        self.stats.rate_limit_waits += 1
+        self._shared.waits.add(waited)
+
+    def _next_try(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        answer: _Answer,
+        limiter: Limiter | None,
+        attempt: int,
+        until: float | None,
+        deadline: float | None,
+    ) -> float:
+        """After a failed attempt: the pause before the next one, or the error raised now.
+
+        Raised now: the client was closed; the rule (``may_retry``) says no; or the pause
+        (or the server's ``Retry-After``) cannot end before the call's deadline.
+        """
+        if self._shared.closed:
+            raise self._closed_error(endpoint, url)
+        error, retry_after = self._failure(endpoint, url, answer, limiter)
+        if until is not None and answer.status == NO_ANSWER and time.monotonic() >= until:
+            assert deadline is not None  # the attempt ran out of the call's time
+            raise _deadline_error(deadline, endpoint, url, attempt + 1)
+        if not may_retry(
+            answer.status,
+            idempotent=endpoint.idempotent,
+            attempt=attempt,
+            max_retries=self.config.max_retries,
+        ):
+            raise _after_attempts(error, attempt + 1)
+        if answer.status == 429 and limiter is not None:
+            delay = self._rng.uniform(0, 0.05)  # the limiter itself waits out the pause
+            wait = delay + (retry_after or 0.0)
+        else:
+            delay = wait = backoff_delay(attempt, retry_after=retry_after, rng=self._rng)
+        if until is not None and time.monotonic() + wait >= until:
+            raise _after_attempts(error, attempt + 1)  # the pause cannot fit: the error now
+        self.stats.retries += 1
+        log.info(
+            "%s %s failed (%s); retry %d of %d in %.2fs",
+            endpoint.method,
+            url,
+            error.__class__.__name__,
+            attempt + 1,
+            self.config.max_retries,
+            delay,
+        )
+        return delay
 
     def _within(
         self,
@@ -494,6 +535,10 @@ def _mask(raw: bytes, secret: str) -> bytes:
 
 
 _MASK: Final = "<redacted>"
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _loads(body: bytes) -> Any:
