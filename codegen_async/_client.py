@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import attrs
@@ -312,11 +312,24 @@ class AsyncAgent:
         )
         return result
 
-    def iter_users(self, org_id: int | None = None, *, page_size: int = 100) -> AsyncIterator[User]:
-        """Iterate over every user of an organization, fetching pages as needed."""
+    def iter_users(
+        self,
+        org_id: int | None = None,
+        *,
+        page_size: int = 100,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> AsyncIterator[User]:
+        """Iterate over every user of an organization, fetching pages as needed.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
         org = self._org(org_id)
+        options = _page_options(timeout, deadline, extra_headers, extra_query)
         return iterate_pages(
-            lambda skip, limit: self.get_users(org, skip, limit), page_size=page_size
+            lambda skip, limit: self.get_users(org, skip, limit, **options), page_size=page_size
         )
 
     # --- agent runs ----------------------------------------------------------------------
@@ -430,12 +443,25 @@ class AsyncAgent:
         source_type: SourceType | str | None = None,
         org_id: int | None = None,
         page_size: int = 100,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[AgentRun]:
-        """Iterate over an organization's agent runs, newest first, across pages."""
+        """Iterate over an organization's agent runs, newest first, across pages.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
         org = self._org(org_id)
+        options = _page_options(timeout, deadline, extra_headers, extra_query)
         return iterate_pages(
             lambda skip, limit: self.list_runs(
-                user_id=user_id, source_type=source_type, skip=skip, limit=limit, org_id=org
+                user_id=user_id,
+                source_type=source_type,
+                skip=skip,
+                limit=limit,
+                org_id=org,
+                **options,
             ),
             page_size=page_size,
         )
@@ -589,12 +615,25 @@ class AsyncAgent:
         reverse: bool = False,
         org_id: int | None = None,
         page_size: int = 100,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[AgentRunLog]:
-        """Iterate over every log entry of an agent run, in order, across pages."""
+        """Iterate over every log entry of an agent run, in order, across pages.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
+        options = _page_options(timeout, deadline, extra_headers, extra_query)
         skip = 0
         while True:
             page = await self.get_run_logs(
-                agent_run_id, skip=skip, limit=page_size, reverse=reverse, org_id=org_id
+                agent_run_id,
+                skip=skip,
+                limit=page_size,
+                reverse=reverse,
+                org_id=org_id,
+                **options,
             )
             for entry in page.logs:
                 yield entry
@@ -706,9 +745,24 @@ class AsyncAgent:
         )
         return result
 
-    def iter_organizations(self, *, page_size: int = 100) -> AsyncIterator[Organization]:
-        """Iterate over every organization of the token's user."""
-        return iterate_pages(self.get_organizations, page_size=page_size)
+    def iter_organizations(
+        self,
+        *,
+        page_size: int = 100,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> AsyncIterator[Organization]:
+        """Iterate over every organization of the token's user.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
+        options = _page_options(timeout, deadline, extra_headers, extra_query)
+        return iterate_pages(
+            lambda skip, limit: self.get_organizations(skip, limit, **options),
+            page_size=page_size,
+        )
 
     async def get_repositories(
         self,
@@ -731,12 +785,24 @@ class AsyncAgent:
         return result
 
     def iter_repositories(
-        self, org_id: int | None = None, *, page_size: int = 100
+        self,
+        org_id: int | None = None,
+        *,
+        page_size: int = 100,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[Repository]:
-        """Iterate over every repository of an organization."""
+        """Iterate over every repository of an organization.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
         org = self._org(org_id)
+        options = _page_options(timeout, deadline, extra_headers, extra_query)
         return iterate_pages(
-            lambda skip, limit: self.get_repositories(org, skip, limit), page_size=page_size
+            lambda skip, limit: self.get_repositories(org, skip, limit, **options),
+            page_size=page_size,
         )
 
     async def get_integrations(
@@ -1171,6 +1237,29 @@ class AsyncAgent:
         return await self.wait_for_run(
             started.agent_run_id, timeout=timeout, poll_interval=poll_interval, org_id=org_id
         )
+
+
+class _PageOptions(TypedDict, total=False):
+    timeout: TimeoutArg
+    deadline: float | None
+    extra_headers: Mapping[str, str] | None
+    extra_query: Mapping[str, object] | None
+
+
+def _page_options(
+    timeout: TimeoutArg,
+    deadline: float | None,
+    extra_headers: Mapping[str, str] | None,
+    extra_query: Mapping[str, object] | None,
+) -> _PageOptions:
+    """An iteration's call options, checked now (not at the first page), for each page."""
+    call_options(timeout, deadline, extra_headers, extra_query)
+    return {
+        "timeout": timeout,
+        "deadline": deadline,
+        "extra_headers": extra_headers,
+        "extra_query": extra_query,
+    }
 
 
 def _fields(obj: CheckSuiteSettingsUpdate) -> dict[str, Any]:

@@ -174,8 +174,20 @@ class Agent:
     ) -> Page[User]:
         """Get one page of an organization's users (``limit`` from 1 to 100)."""
 
-    def iter_users(self, org_id: int | None = None, *, page_size: int = 100) -> Iterator[User]:
-        """Iterate over every user of an organization, fetching pages as needed."""
+    def iter_users(
+        self,
+        org_id: int | None = None,
+        *,
+        page_size: int = 100,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> Iterator[User]:
+        """Iterate over every user of an organization, fetching pages as needed.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
 
     def run(
         self,
@@ -249,8 +261,15 @@ class Agent:
         source_type: SourceType | str | None = None,
         org_id: int | None = None,
         page_size: int = 100,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[AgentRun]:
-        """Iterate over an organization's agent runs, newest first, across pages."""
+        """Iterate over an organization's agent runs, newest first, across pages.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
 
     def resume_run(
         self,
@@ -334,8 +353,15 @@ class Agent:
         reverse: bool = False,
         org_id: int | None = None,
         page_size: int = 100,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[AgentRunLog]:
-        """Iterate over every log entry of an agent run, in order, across pages."""
+        """Iterate over every log entry of an agent run, in order, across pages.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
 
     def analyze_sandbox_logs(
         self,
@@ -402,8 +428,19 @@ class Agent:
     ) -> Page[Organization]:
         """Get one page of the organizations the token's user belongs to."""
 
-    def iter_organizations(self, *, page_size: int = 100) -> Iterator[Organization]:
-        """Iterate over every organization of the token's user."""
+    def iter_organizations(
+        self,
+        *,
+        page_size: int = 100,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+    ) -> Iterator[Organization]:
+        """Iterate over every organization of the token's user.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
 
     def get_repositories(
         self,
@@ -419,9 +456,19 @@ class Agent:
         """Get one page of an organization's repositories."""
 
     def iter_repositories(
-        self, org_id: int | None = None, *, page_size: int = 100
+        self,
+        org_id: int | None = None,
+        *,
+        page_size: int = 100,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[Repository]:
-        """Iterate over every repository of an organization."""
+        """Iterate over every repository of an organization.
+
+        The call options (``timeout=``, ``deadline=``, ...) apply to each page's request.
+        """
 
     def get_integrations(
         self,

@@ -45,6 +45,11 @@ def test_every_operation_takes_the_call_options(cls: type[Any]) -> None:
             assert params[option].kind is inspect.Parameter.KEYWORD_ONLY
         # A body field can be added only where the operation has a body.
         assert ("extra_body" in params) == (endpoint.body is not None), name
+    iterators = [name for name in dir(cls) if name.startswith("iter_")]
+    assert len(iterators) == 5
+    for name in iterators:  # each page's request takes them
+        params = inspect.signature(getattr(cls, name)).parameters
+        assert all(option in params for option in CALL_OPTIONS), name
 
 
 # --- extra headers, query and body -----------------------------------------------------------
@@ -307,3 +312,13 @@ async def test_header_names_merge_whatever_their_letter_case(server: RecordingSe
         assert names.count("x-team") == 1 and names.count("content-type") == 1
         # A default header wins over the SDK's own, as an extra one does.
         assert request.headers["Content-Type"] == "application/vnd.test+json"
+
+
+async def test_iterations_send_the_call_options_with_every_page(
+    client: AsyncAgent, server: RecordingServer
+) -> None:
+    users = [u async for u in client.iter_users(extra_headers={"X-Trace": "it"}, timeout=5)]
+    assert [u.id for u in users] == [1]
+    assert server.requests and all(r.headers["X-Trace"] == "it" for r in server.requests)
+    with pytest.raises(ValueError, match="deadline"):
+        client.iter_runs(deadline=float("inf"))  # checked at once, not at the first page
