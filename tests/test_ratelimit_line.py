@@ -105,19 +105,17 @@ def test_a_429_pause_past_the_deadline_raises_at_once() -> None:
 
 
 def test_the_smooth_pace_counts_against_the_deadline() -> None:
-    limiter = SmoothLimiter(Quota(2, 1.0), margin=0.0)  # one every 0.5 s
+    limiter = SmoothLimiter(Quota(2, 20.0), margin=0.0)  # one every 10 s
 
     async def main() -> None:
         await limiter.acquire()
         limiter.release()
         with pytest.raises(QuotaWaitExceeded) as caught:
-            await limiter.acquire(deadline=time.monotonic() + 0.1)
-        assert 0.3 < caught.value.retry_after <= 0.5
-        await limiter.acquire(deadline=time.monotonic() + 5.0)
-        limiter.release()
+            await limiter.acquire(deadline=time.monotonic() + 1.0)
+        assert 5.0 < caught.value.retry_after <= 10.0
 
     asyncio.run(main())
-    assert limiter.stats().grants == 2
+    assert limiter.stats().grants == 1
 
 
 # --- a blocked loop cannot hold up the others (issue 14 #2) ---------------------------------

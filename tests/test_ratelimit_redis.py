@@ -264,6 +264,22 @@ async def test_cancelled_waiters_take_nothing(redis_url: str, registry: LimiterR
         await client.aclose()
 
 
+async def test_a_deadline_the_redis_wait_cannot_fit_raises_at_once(
+    redis_url: str, registry: LimiterRegistry
+) -> None:
+    limiter = _limiter(registry, redis_url, Quota(1, 10.0))
+    await limiter.acquire()
+    limiter.release()
+    await _settle(limiter)  # the slot is back 10 s after its release, on Redis's clock
+    started = time.monotonic()
+    with pytest.raises(QuotaWaitExceeded) as caught:
+        await limiter.acquire(deadline=time.monotonic() + 2.0)
+    assert time.monotonic() - started < 1.5  # not slept
+    assert 8.0 < caught.value.retry_after <= 10.0
+    assert len(limiter._line) == 0
+    assert limiter.stats().grants == 1
+
+
 async def test_a_slot_taken_by_a_cancelled_call_is_given_back(
     redis_url: str, registry: LimiterRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

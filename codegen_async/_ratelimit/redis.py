@@ -387,7 +387,8 @@ class RedisLimiter:
         self._lock = threading.Lock()
         self._line = Line(time.monotonic, self._lock)
         self._held: deque[str | None] = deque()  # members in flight; None: a fallback slot
-        self._orphans: list[str] = []  # members of failed calls: maybe granted after all
+        # Members of failed calls, maybe granted after all; older ones have expired anyway.
+        self._orphans: deque[str] = deque(maxlen=64)
         self._blocked_until = -math.inf
         self._fallback = RouteWindow(quota, margin=margin, name=name, max_hold=max_hold)
         self._fallback_until = -math.inf
@@ -570,7 +571,8 @@ class RedisLimiter:
 
     def _forget_orphans(self) -> None:
         with self._lock:
-            members, self._orphans = self._orphans, []
+            members = list(self._orphans)
+            self._orphans.clear()
         if members:
             state = self._backend.state()
             state.spawn(self._give_back(state, members))

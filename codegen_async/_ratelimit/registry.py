@@ -75,7 +75,7 @@ class _Route:
     def __init__(self, shared: RouteWindow | None) -> None:
         self.shared = shared  # None for Redis: its history lives in Redis
         self.metronome: Metronome | None = None
-        self.limiters: weakref.WeakValueDictionary[str, Limiter] = weakref.WeakValueDictionary()
+        self.limiters: weakref.WeakValueDictionary[object, Limiter] = weakref.WeakValueDictionary()
 
     def idle(self) -> bool:
         if len(self.limiters):
@@ -134,10 +134,16 @@ class LimiterRegistry:
                         quota, margin=limits.margin, name=endpoint.name, max_hold=limits.max_hold
                     )
                 )
-            limiter = route.limiters.get(limits.mode)
+            # Memory: one limiter per mode on the route's one window (which keeps the
+            # strictest quota). Redis: one per mode and quota, each checking its own limit
+            # against the route's one sorted set.
+            which: object = limits.mode
+            if redis_url is not None:
+                which = (limits.mode, quota, limits.margin, limits.max_hold)
+            limiter = route.limiters.get(which)
             if limiter is None:
                 limiter = self._build_locked(route, redis_url, fingerprint, endpoint, quota, limits)
-                route.limiters[limits.mode] = limiter
+                route.limiters[which] = limiter
             elif route.shared is not None:
                 route.shared.adopt(quota, limits.margin, limits.max_hold)
             return limiter
