@@ -5,12 +5,21 @@ with the same field names and the same nullability. Models are plain attrs class
 and serialisation live in one private cattrs converter (``codegen_async._converter``), so the
 models stay free of I/O and of wire concerns.
 
-Parsing is lenient where the API may grow: unknown fields are ignored, and enumerations
-(roles, run statuses, source types) keep values they do not know instead of failing.
+Parsing is lenient where the API may grow: a field the SDK does not know is kept, under its
+wire name, in the model's :attr:`~_Model.model_extra` (and written back by ``to_dict()``), and
+enumerations (roles, run statuses, source types) keep values they do not know instead of
+failing. Keeping unknown fields costs one subset test of the answer's keys per object; the
+dictionary is built only when there is something unknown.
+
+Every response model derives from :class:`_Model`: ``to_dict()`` / ``from_dict()`` (the wire
+form, for round trips), ``to_json()``, ``to_display_dict()`` (the documentation's words, for
+people) and ``_repr_html_`` (a table in Jupyter). These methods reach the converter lazily, so
+the models themselves stay plain attrs classes.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -146,19 +155,42 @@ RunStatus.FAILED = RunStatus("failed")
 RunStatus.CANCELLED = RunStatus("cancelled")
 
 
-class UserRole(str, Enum):
-    """A user's role in an organization. Unknown roles are kept as plain strings."""
+class _OpenEnum(str, Enum):
+    """A string enumeration open to values it does not know.
+
+    ``UserRole("OWNER")`` gives a pseudo-member (not listed, ``is_known`` false) instead of
+    raising, so a field can be typed with the enumeration, which editors complete, and still
+    keep whatever the server sends. Members compare equal to their string values.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        pseudo = str.__new__(cls, value)
+        pseudo._name_ = value
+        pseudo._value_ = value
+        return pseudo
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def is_known(self) -> bool:
+        """Whether the value is one this SDK declares (not a newer one kept as sent)."""
+        return self._value_ in type(self)._value2member_map_
+
+
+class UserRole(_OpenEnum):
+    """A user's role in an organization. Unknown roles are kept (``UserRole("OWNER")``)."""
 
     ADMIN = "ADMIN"
     MANAGER = "MANAGER"
     MEMBER = "MEMBER"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class SourceType(str, Enum):
-    """Where an agent run came from (``ApiAgentRunSourceType``). Unknown values stay strings."""
+class SourceType(_OpenEnum):
+    """Where an agent run came from (``ApiAgentRunSourceType``). Unknown values are kept."""
 
     LOCAL = "LOCAL"
     SLACK = "SLACK"
@@ -172,9 +204,6 @@ class SourceType(str, Enum):
     CLICKUP = "CLICKUP"
     MONDAY = "MONDAY"
     SETUP_COMMANDS = "SETUP_COMMANDS"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 AgentType = Literal["codegen", "claude_code"]
@@ -196,8 +225,91 @@ class _CreatedAt:
         return parse_timestamp(self.created_at)
 
 
+_M = TypeVar("_M", bound="_Model")
+
+
+def _extra_eq_key(extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    # ``model_extra={}`` and no extras at all are the same model.
+    return extra or None
+
+
 @attrs.frozen
-class User:
+class _Model:
+    """Base of every response model: unknown fields, wire and display forms, notebook view."""
+
+    _model_extra: dict[str, Any] | None = attrs.field(
+        default=None, kw_only=True, repr=False, eq=_extra_eq_key, hash=False
+    )
+
+    @property
+    def model_extra(self) -> dict[str, Any]:
+        """The fields of the answer this SDK does not know, under their wire names.
+
+        Empty when the server sent nothing new. ``to_dict()`` writes them back, so they
+        survive a round trip; pass ``model_extra={...}`` to build a model with them.
+        """
+        return self._model_extra if self._model_extra is not None else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as the API sends it: wire names and values, unknown fields included.
+
+        A run's status is the server's word here (``"ERROR"``), so that
+        ``type(m).from_dict(m.to_dict()) == m``; for people, see :meth:`to_display_dict`.
+        """
+        from ._converter import unstructure
+
+        data: dict[str, Any] = unstructure(self)
+        return data
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as a JSON document (``indent=None``: on one line)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_display_dict(self) -> dict[str, Any]:
+        """JSON-ready data for people: :meth:`to_dict`, except that a run's ``status`` is
+        the documentation's word (``"failed"``) with the server's (``"ERROR"``) beside it
+        as ``status_raw``. Tables, notebooks and the CLI's ``--json`` show this form.
+        """
+        from ._display import display_dict
+
+        return display_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[_M], data: dict[str, Any]) -> _M:
+        """Build the model from its wire form (:meth:`to_dict`'s output, or an API answer).
+
+        Raises:
+            ValueError: ``data`` does not fit the model; the message names the field.
+        """
+        from ._converter import structure
+
+        result: _M = structure(data, cls)
+        return result
+
+    def _repr_html_(self) -> str:
+        from ._display import model_html
+
+        return model_html(self)
+
+
+class _HasStatus:
+    """Mixin: the server's own word for a run's status, beside the documentation's."""
+
+    __slots__ = ()
+    status: RunStatus | None
+
+    @property
+    def status_raw(self) -> str | None:
+        """The status exactly as the server sent it (``"ERROR"``), or ``None``.
+
+        ``status`` itself is the documentation's word (``"failed"``); ``status == "ERROR"``
+        is false, ``status_raw == "ERROR"`` is true.
+        """
+        return None if self.status is None else self.status.raw
+
+
+@attrs.frozen
+class User(_Model):
     """A user (schema ``UserResponse``)."""
 
     id: int
@@ -206,7 +318,7 @@ class User:
     email: str | None = None
     avatar_url: str | None = None
     full_name: str | None = None
-    role: UserRole | str | None = None
+    role: UserRole | None = None
     _is_admin: bool | None = attrs.field(default=None, alias="is_admin", repr=False)
 
     @property
@@ -221,7 +333,7 @@ class User:
 
 
 @attrs.frozen
-class Page(Generic[T]):
+class Page(_Model, Generic[T]):
     """One page of a paginated list: ``items`` plus the position in the whole list."""
 
     items: list[T]
@@ -241,9 +353,24 @@ class Page(Generic[T]):
         """Whether another page follows this one."""
         return self.page < self.pages
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], item_type: type[Any] | None = None) -> Page[Any]:
+        """Build a page from its wire form; ``item_type`` (``AgentRun``, ...) types the items.
+
+        Without ``item_type`` the items stay as they are in ``data`` (plain dicts).
+
+        Raises:
+            ValueError: ``data`` does not fit; the message names the field.
+        """
+        from ._converter import structure
+
+        target: Any = Page[Any] if item_type is None else Page[item_type]  # type: ignore[valid-type]
+        result: Page[Any] = structure(data, target)
+        return result
+
 
 @attrs.frozen
-class GithubPullRequest(_CreatedAt):
+class GithubPullRequest(_Model, _CreatedAt):
     """A pull request opened by an agent run (schema ``GithubPullRequestResponse``)."""
 
     id: int
@@ -254,7 +381,7 @@ class GithubPullRequest(_CreatedAt):
 
 
 @attrs.frozen
-class AgentRun(_CreatedAt):
+class AgentRun(_Model, _HasStatus, _CreatedAt):
     """An agent run (schema ``AgentRunResponse``).
 
     ``status`` is a :class:`RunStatus`: it equals the documentation's lower-case words
@@ -268,7 +395,7 @@ class AgentRun(_CreatedAt):
     web_url: str | None = None
     result: str | None = None
     summary: str | None = None
-    source_type: SourceType | str | None = None
+    source_type: SourceType | None = None
     github_pull_requests: list[GithubPullRequest] | None = None
     metadata: dict[str, Any] | None = None
 
@@ -279,7 +406,7 @@ class AgentRun(_CreatedAt):
 
 
 @attrs.frozen
-class AgentRunLog(_CreatedAt):
+class AgentRunLog(_Model, _CreatedAt):
     """One log entry of an agent run (schema ``AgentRunLogResponse``)."""
 
     agent_run_id: int
@@ -293,7 +420,7 @@ class AgentRunLog(_CreatedAt):
 
 
 @attrs.frozen
-class AgentRunWithLogs(_CreatedAt):
+class AgentRunWithLogs(_Model, _HasStatus, _CreatedAt):
     """An agent run with one page of its logs (schema ``AgentRunWithLogsResponse``)."""
 
     id: int
@@ -311,7 +438,7 @@ class AgentRunWithLogs(_CreatedAt):
 
 
 @attrs.frozen
-class AnalyzeLogsResponse:
+class AnalyzeLogsResponse(_Model, _HasStatus):
     """The answer to starting a sandbox log analysis (schema ``AnalyzeLogsResponse``)."""
 
     agent_run_id: int
@@ -320,7 +447,7 @@ class AnalyzeLogsResponse:
 
 
 @attrs.frozen
-class SetupCommandsResponse:
+class SetupCommandsResponse(_Model, _HasStatus):
     """The answer to starting setup-command generation (schema ``SetupCommandsResponse``)."""
 
     agent_run_id: int
@@ -332,19 +459,21 @@ SLACK_TOKEN_TTL = timedelta(minutes=10)
 
 
 @attrs.frozen
-class SlackConnectToken:
+class SlackConnectToken(_Model):
     """A Slack connect token (schema ``GenerateTokenResponse``).
 
     The token is single use and expires ``expires_in_minutes`` after it was issued (10
     minutes); :attr:`expires_at` is computed from the moment the response arrived.
     Send :attr:`connect_message` to the Codegen bot in a Slack DM. The token is hidden from
-    ``repr()`` so that it does not end up in logs.
+    ``repr()`` and from the notebook view so that it does not end up in logs or shared
+    notebooks; ``to_dict()`` keeps it (it is the answer's data).
     """
 
-    token: str = attrs.field(repr=False)
+    token: str = attrs.field(repr=False, metadata={"secret": True})
     message: str
     expires_in_minutes: int
-    received_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
+    # Local, not part of the value: a token rebuilt from ``to_dict()`` equals the original.
+    received_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc), eq=False)
     single_use: ClassVar[bool] = True
 
     @property
@@ -372,7 +501,7 @@ class SlackConnectToken:
 
 
 @attrs.frozen
-class OrganizationSettings:
+class OrganizationSettings(_Model):
     """An organization's settings (schema ``OrganizationSettings``)."""
 
     enable_pr_creation: bool = True
@@ -380,7 +509,7 @@ class OrganizationSettings:
 
 
 @attrs.frozen
-class Organization:
+class Organization(_Model):
     """An organization (schema ``OrganizationResponse``)."""
 
     id: int
@@ -389,7 +518,7 @@ class Organization:
 
 
 @attrs.frozen
-class Repository:
+class Repository(_Model):
     """A repository (schema ``RepoResponse``)."""
 
     id: int
@@ -405,7 +534,7 @@ class Repository:
 
 
 @attrs.frozen
-class CheckSuiteSettings:
+class CheckSuiteSettings(_Model):
     """A repository's check-suite settings (schema ``CheckSuiteSettingsResponse``)."""
 
     check_retry_count: int
@@ -431,7 +560,7 @@ class CheckSuiteSettingsUpdate:
 
 
 @attrs.frozen
-class EditPullRequestResult:
+class EditPullRequestResult(_Model):
     """The result of changing a pull request's state (schema ``EditPRResponse``)."""
 
     success: bool
@@ -443,7 +572,7 @@ class EditPullRequestResult:
 
 
 @attrs.frozen
-class IntegrationStatus:
+class IntegrationStatus(_Model):
     """The state of one integration of an organization (schema ``IntegrationStatus``)."""
 
     integration_type: str
@@ -454,7 +583,7 @@ class IntegrationStatus:
 
 
 @attrs.frozen
-class OrganizationIntegrations:
+class OrganizationIntegrations(_Model):
     """Every integration of an organization (schema ``OrganizationIntegrationsResponse``)."""
 
     organization_id: int
@@ -464,7 +593,7 @@ class OrganizationIntegrations:
 
 
 @attrs.frozen
-class OAuthProvider:
+class OAuthProvider(_Model):
     """An OAuth/MCP provider (schema ``OAuthProviderResponse``)."""
 
     id: int
@@ -478,7 +607,7 @@ class OAuthProvider:
 
 
 @attrs.frozen
-class CliRules:
+class CliRules(_Model):
     """Organization rules and the user's custom prompt for CLI agents (``CLIRulesResponse``)."""
 
     organization_rules: str | None

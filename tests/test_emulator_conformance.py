@@ -415,8 +415,8 @@ def strict_converter() -> cattrs.Converter:
     for enum in (UserRole, SourceType):
         members = {m.value: m for m in enum}
         conv.register_structure_hook(
-            Union[enum, str, None],  # noqa: UP007
-            lambda v, _, members=members: None if v is None else members.get(v, exact(str)(v, str)),
+            Union[enum, None],  # noqa: UP007
+            lambda v, _, members=members: None if v is None else members[exact(str)(v, str)],
         )
     conv.register_structure_hook(Union[dict[str, Any], str, None], lambda v, _: v)  # noqa: UP007
     conv.register_structure_hook(

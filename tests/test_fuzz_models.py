@@ -142,7 +142,12 @@ def assert_faithful(value: Any, data: Any) -> None:
     """The model holds exactly what the JSON said, for every field the model knows."""
     if attrs.has(type(value)):
         assert isinstance(data, dict)
-        for field in attrs.fields(type(value)):
+        fields = [f for f in attrs.fields(type(value)) if f.name != "_model_extra"]
+        wires = {f.alias if f.name.startswith("_") else f.name for f in fields}
+        wires.discard("received_at")  # stamped on arrival, never read from the wire
+        # Unknown keys are kept as they came, under their wire names.
+        assert value.model_extra == {k: v for k, v in data.items() if k not in wires}
+        for field in fields:
             wire = field.alias if field.name.startswith("_") else field.name
             got = getattr(value, field.name)
             if wire in data:

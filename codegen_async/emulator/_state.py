@@ -18,7 +18,9 @@ from ..models import (
     OAuthProvider,
     Organization,
     RunStatus,
+    SourceType,
     User,
+    UserRole,
 )
 from . import _content
 from ._errors import NO_ACCESS, RUN_NOT_FOUND, ApiError
@@ -103,7 +105,7 @@ class EmulatorState:
             email=record.email,
             avatar_url=record.avatar_url,
             full_name=record.full_name,
-            role=role,
+            role=None if role is None else UserRole(role),
             is_admin=None if role is None else role == "ADMIN",
         )
         self._user_models[key] = model
@@ -237,7 +239,7 @@ class EmulatorState:
             web_url=WEB_URL.format(run.id),
             result=self.run_result(run, status),
             summary=self.run_summary(run, status),
-            source_type=run.source_type,
+            source_type=SourceType(run.source_type),
             github_pull_requests=prs,
             metadata=run.metadata,
         )
