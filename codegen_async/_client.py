@@ -26,6 +26,7 @@ from ._config import (
 )
 from ._converter import unstructure
 from ._endpoints import ENDPOINTS, Endpoint
+from ._logging import configure_from_env
 from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
 from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
@@ -138,6 +139,7 @@ class AsyncAgent:
             default_headers=default_headers,
             max_response_bytes=max_response_bytes,
         )
+        configure_from_env(secret=self._config.token)  # CODEGEN_LOG=debug|info
         if rate_limits is None:
             limits = RateLimits.documented(scale=env_rate_limit_scale())
         else:

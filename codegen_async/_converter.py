@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, Union, get_args, get_orig
 import attrs
 
 from . import models
+from ._display import display_dict, model_html
 from .models import RunStatus, SlackConnectToken, SourceType, User, UserRole, _Model
 
 if TYPE_CHECKING:
@@ -377,3 +378,8 @@ def unstructure(obj: Any) -> Any:
     if attrs.has(type(obj)) or isinstance(obj, (list, dict, tuple, Enum)):
         return (_converter or _get_converter()).unstructure(obj)
     return obj
+
+
+models.install_codec(
+    structure=structure, unstructure=unstructure, display=display_dict, html=model_html
+)

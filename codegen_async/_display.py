@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import html
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 
-from .models import RunStatus
-
-if TYPE_CHECKING:
-    from .models import _Model
+from .models import Page, RunStatus, _HasStatus, _Model
 
 __all__ = ["display_dict", "model_html"]
 
@@ -38,8 +35,6 @@ def display_dict(model: _Model) -> dict[str, Any]:
 
 
 def _display(obj: Any, data: Any) -> Any:
-    from .models import _HasStatus
-
     if not isinstance(data, dict) or not attrs.has(type(obj)):
         return data
     for field in attrs.fields(type(obj)):
@@ -67,8 +62,6 @@ def _display(obj: Any, data: Any) -> Any:
 
 def model_html(model: _Model) -> str:
     """An HTML table of a model (one row per field) or of a page (one row per item)."""
-    from .models import Page
-
     if isinstance(model, Page):
         return _page_html(model)
     data = display_dict(model)

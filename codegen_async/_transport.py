@@ -26,6 +26,7 @@ import attrs
 from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
+from ._logging import log
 from ._options import CallOptions
 from ._ratelimit import REGISTRY, Limiter, QuotaWaitExceeded, RateLimits
 from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
@@ -45,7 +46,6 @@ from .errors import (
 
 __all__ = ["Transport", "TransportStats"]
 
-log = logging.getLogger("codegen_async")
 
 USER_AGENT: Final = f"codegen-async/{__version__} (aiohttp/{aiohttp.__version__})"
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -277,6 +277,7 @@ class Transport:
             query, data, headers, timeout, deadline = self._apply(options, params, body)
         until = None if deadline is None else time.monotonic() + deadline
         limiter = self._limiter(endpoint)
+        verbose = log.isEnabledFor(logging.INFO)  # CODEGEN_LOG=info|debug, or the app's
         attempt = 0
         while True:
             if limiter is not None:  # acquire a slot of the route's quota
@@ -286,11 +287,16 @@ class Transport:
                     waited = await self._acquire_before(limiter, until, endpoint, url)
                 if waited:
                     self._count_wait(waited)
+                    log.info(
+                        "%s %s waited %.2fs for the %s quota", endpoint.method, url, waited,
+                        endpoint.name,
+                    )  # fmt: skip
             attempt_timeout = timeout
             if until is not None:
                 assert deadline is not None
                 attempt_timeout = self._within(until, deadline, timeout, endpoint, url, attempt)
             self.stats.requests += 1
+            started = time.perf_counter() if verbose else 0.0
             try:  # send
                 answer = await _send_once(
                     session,
@@ -306,6 +312,8 @@ class Transport:
                 # the server has surely counted it
                 if limiter is not None:
                     limiter.release()
+            if verbose:
+                _log_attempt(endpoint.method, url, answer, started, attempt)
             if answer.error is None and answer.status < 400:
                 return self._parse(endpoint, url, answer)
             # decide: raise now, or pause and try again
@@ -569,8 +577,6 @@ async def _send_once(
     limit: int | None,
 ) -> _Answer:
     """One HTTP exchange; aiohttp's exceptions become the SDK's, returned in the answer."""
-    debug = log.isEnabledFor(logging.DEBUG)
-    started = time.perf_counter() if debug else 0.0
     try:
         async with session.request(
             method, url, params=params, data=data, headers=headers, timeout=timeout
@@ -611,15 +617,23 @@ async def _send_once(
             f"{method} {url}: the session was closed", method=method, url=url
         )
         return _Answer(NO_ANSWER, _NO_HEADERS, b"", error)
-    if debug:
-        log.debug(
-            "%s %s -> %d (%.1f ms)",
-            method,
-            url,
-            answer.status,
-            (time.perf_counter() - started) * 1e3,
-        )
     return answer
+
+
+def _log_attempt(method: str, url: str, answer: _Answer, started: float, attempt: int) -> None:
+    """One line per attempt: what was sent, what came back, how long, the request id."""
+    elapsed = (time.perf_counter() - started) * 1e3
+    if answer.error is not None:
+        log.info(
+            "%s %s -> no answer after %.1f ms (attempt %d): %s",
+            method, url, elapsed, attempt + 1, answer.error,
+        )  # fmt: skip
+        return
+    log.info(
+        "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
+        method, url, answer.status, elapsed, attempt + 1,
+        answer.headers.get("X-Request-Id", "-"),
+    )  # fmt: skip
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, url: str) -> bytes:

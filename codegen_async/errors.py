@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
+from multidict import CIMultiDict
 
 if TYPE_CHECKING:
     from .models import AgentRun, RunStatus
@@ -153,8 +154,10 @@ class APIStatusError(CodegenError):
         self.method = method
         self.url = url
         self.body = body
-        self.headers: Mapping[str, str] = dict(headers or {})
-        self.request_id = self.headers.get("x-request-id")
+        # Case-insensitive, as HTTP headers are: ``headers["x-request-id"]`` finds
+        # ``X-Request-Id`` (a plain dict lost that, and with it every request id).
+        self.headers: Mapping[str, str] = CIMultiDict(headers or {})
+        self.request_id: str | None = self.headers.get("X-Request-Id")
         super().__init__(self._describe())
 
     def _describe(self) -> str:

@@ -13,15 +13,16 @@ dictionary is built only when there is something unknown.
 
 Every response model derives from :class:`_Model`: ``to_dict()`` / ``from_dict()`` (the wire
 form, for round trips), ``to_json()``, ``to_display_dict()`` (the documentation's words, for
-people) and ``_repr_html_`` (a table in Jupyter). These methods reach the converter lazily, so
-the models themselves stay plain attrs classes.
+people) and ``_repr_html_`` (a table in Jupyter). This module stays a leaf (it imports nothing
+of the SDK): those methods call the functions the converter installs here when it loads
+(:func:`install_codec`), which it always has by the time a model exists.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -227,6 +228,17 @@ class _CreatedAt:
 
 _M = TypeVar("_M", bound="_Model")
 
+_codec: dict[str, Callable[..., Any]] = {}
+
+
+def install_codec(**functions: Callable[..., Any]) -> None:
+    """Give the models their wire and display functions (called by the converter).
+
+    Keys: ``structure(data, cls)``, ``unstructure(model)``, ``display(model)`` and
+    ``html(model)``.
+    """
+    _codec.update(functions)
+
 
 def _extra_eq_key(extra: dict[str, Any] | None) -> dict[str, Any] | None:
     # ``model_extra={}`` and no extras at all are the same model.
@@ -256,9 +268,7 @@ class _Model:
         A run's status is the server's word here (``"ERROR"``), so that
         ``type(m).from_dict(m.to_dict()) == m``; for people, see :meth:`to_display_dict`.
         """
-        from ._converter import unstructure
-
-        data: dict[str, Any] = unstructure(self)
+        data: dict[str, Any] = _codec["unstructure"](self)
         return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -270,9 +280,8 @@ class _Model:
         the documentation's word (``"failed"``) with the server's (``"ERROR"``) beside it
         as ``status_raw``. Tables, notebooks and the CLI's ``--json`` show this form.
         """
-        from ._display import display_dict
-
-        return display_dict(self)
+        data: dict[str, Any] = _codec["display"](self)
+        return data
 
     @classmethod
     def from_dict(cls: type[_M], data: dict[str, Any]) -> _M:
@@ -281,15 +290,12 @@ class _Model:
         Raises:
             ValueError: ``data`` does not fit the model; the message names the field.
         """
-        from ._converter import structure
-
-        result: _M = structure(data, cls)
+        result: _M = _codec["structure"](data, cls)
         return result
 
     def _repr_html_(self) -> str:
-        from ._display import model_html
-
-        return model_html(self)
+        html: str = _codec["html"](self)
+        return html
 
 
 class _HasStatus:
@@ -362,10 +368,8 @@ class Page(_Model, Generic[T]):
         Raises:
             ValueError: ``data`` does not fit; the message names the field.
         """
-        from ._converter import structure
-
         target: Any = Page[Any] if item_type is None else Page[item_type]  # type: ignore[valid-type]
-        result: Page[Any] = structure(data, target)
+        result: Page[Any] = _codec["structure"](data, target)
         return result
 
 

@@ -62,5 +62,12 @@ def test_notebook_runs_against_the_emulator(
     assert "asyncio.run: asyncio.run() cannot be called from a running event loop" in outputs[1]
     assert "completed" in outputs[4]
     assert "not found: 404" in outputs[4]
+    # Models and pages render as HTML tables (``_repr_html_``).
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    page_html = code[5].outputs[0]["data"]["text/html"]
+    assert page_html.startswith("<table") and "Page 1 of " in page_html
+    assert page_html.count("<tr>") == 4  # the header and three users
+    run_html = code[6].outputs[0]["data"]["text/html"]
+    assert ">status_raw<" in run_html and ">completed<" in run_html and ">COMPLETE<" in run_html
     stats = emu.stats()
     assert stats["runs_created"] >= 1

@@ -116,6 +116,18 @@ def add_admin_routes(rt: Runtime, app: web.Application) -> None:
             raise ApiError(422, "token must be a string")
         return state.connect_slack(token, time.time())
 
+    async def set_extra_fields(request: web.Request) -> Any:
+        body = await _json_body(request)
+        fields = body.get("fields")
+        if set(body) != {"fields"} or not isinstance(fields, dict):
+            raise ApiError(422, 'expected {"fields": {name: value, ...}}')
+        rt.extra_fields = dict(fields)
+        return {"fields": rt.extra_fields}
+
+    async def clear_extra_fields(_: web.Request) -> Any:
+        rt.extra_fields = {}
+        return {"fields": {}}
+
     router = app.router
     router.add_get("/_emulator/stats", _admin(stats), allow_head=False)
     router.add_post("/_emulator/reset-stats", _admin(reset_stats))
@@ -128,3 +140,5 @@ def add_admin_routes(rt: Runtime, app: web.Application) -> None:
     router.add_delete("/_emulator/faults", _admin(clear_faults))
     router.add_post("/_emulator/tokens", _admin(add_token))
     router.add_post("/_emulator/slack/connect", _admin(slack_connect))
+    router.add_put("/_emulator/extra-fields", _admin(set_extra_fields))
+    router.add_delete("/_emulator/extra-fields", _admin(clear_extra_fields))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -303,6 +304,15 @@ class Emulator:
     def reset_rate_limits(self) -> None:
         """Forget every server-side quota counter, as if no request had been made."""
         self._runtime.limiter.reset()
+
+    def set_extra_fields(self, fields: Mapping[str, Any] | None) -> None:
+        """Answer like a newer API: add ``fields`` to every model object of every answer.
+
+        ``None`` or ``{}`` turns it off. Over HTTP: ``PUT /_emulator/extra-fields`` with
+        ``{"fields": {...}}``, ``DELETE`` to stop. The SDK keeps such fields in each
+        model's ``model_extra``.
+        """
+        self._runtime.extra_fields = dict(fields or {})
 
     def finish_run(
         self, agent_run_id: int, status: str = "completed", result: str | None = None

@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any, Final
 
+import attrs
 from aiohttp import web
 
 from .._converter import unstructure
@@ -24,7 +25,7 @@ from ._responses import Reply, reply
 from ._runtime import Runtime
 from ._validate import RequestValidator
 
-__all__ = ["ApiHandler"]
+__all__ = ["ApiHandler", "with_extra_fields"]
 
 _UNAUTHORIZED: Final = error_body(401, NOT_AUTHENTICATED)
 _TOO_MANY: Final = error_body(429, RATE_LIMITED)
@@ -122,4 +123,26 @@ class ApiHandler:
             return exc.status, exc.body, headers
         if self._creates_run:
             rt.stats.run_created(self._name)
-        return 200, unstructure(result), None
+        payload = unstructure(result)
+        if rt.extra_fields:
+            with_extra_fields(result, payload, rt.extra_fields)
+        return 200, payload, {"X-Request-Id": rt.request_id()}  # as the real API does
+
+
+def with_extra_fields(model: Any, payload: Any, extra: dict[str, Any]) -> None:
+    """Add ``extra`` to the JSON object of ``model`` and of every model inside it.
+
+    Walks the model beside its JSON so that free-form objects (``metadata``) stay as sent.
+    """
+    if not attrs.has(type(model)) or not isinstance(payload, dict):
+        return
+    for key, value in extra.items():
+        payload.setdefault(key, value)
+    for field in attrs.fields(type(model)):
+        value = getattr(model, field.name)
+        wire = payload.get(field.name)
+        if attrs.has(type(value)):
+            with_extra_fields(value, wire, extra)
+        elif isinstance(value, list) and isinstance(wire, list):
+            for item, item_wire in zip(value, wire, strict=False):
+                with_extra_fields(item, item_wire, extra)

@@ -37,6 +37,8 @@ class Runtime:
         self.limiter = ServerRateLimiter(rate_limit, time_scale)  # type: ignore[arg-type]
         self._request_ids = itertools.count(1)
         self.handlers: set[asyncio.Task[Any]] = set()  # API handlers in flight
+        # Fields a newer API would send: added to every model object of every answer.
+        self.extra_fields: dict[str, Any] = {}
 
     def request_id(self) -> str:
         return f"req_emu_{next(self._request_ids):08d}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -200,6 +200,10 @@ class EmulatorThread:
     def reset_rate_limits(self) -> None:
         """See :meth:`Emulator.reset_rate_limits`."""
         self._call(self.emulator.reset_rate_limits)
+
+    def set_extra_fields(self, fields: Mapping[str, Any] | None) -> None:
+        """See :meth:`Emulator.set_extra_fields`."""
+        self._call(lambda: self.emulator.set_extra_fields(fields))
 
     def finish_run(
         self, agent_run_id: int, status: str = "completed", result: str | None = None
