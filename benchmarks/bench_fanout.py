@@ -49,7 +49,7 @@ import aiohttp
 
 from benchmarks._servers import REPO_ROOT, stop_process
 from codegen_async import ENDPOINTS
-from codegen_async._poller import full_sweep_seconds
+from codegen_async._polling import full_sweep_seconds
 
 NAME: Final = "fanout"
 TITLE: Final = "Waiting on N agent runs: detection latency, requests and 429s"

@@ -29,7 +29,7 @@ from ._endpoints import ENDPOINTS, Endpoint
 from ._logging import configure_from_env
 from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
-from ._poller import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
+from ._polling import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
 from ._ratelimit import RateLimits
 from ._transport import Transport, TransportStats
 from ._validation import (
@@ -1000,13 +1000,17 @@ class AsyncAgent:
             options=call_options(timeout, deadline, extra_headers, extra_query),
         )
 
-    # --- polling: waiting on runs (one poller per client; see _poller.py) ---------------
+    # --- polling: waiting on runs (one poller per client; see _polling/) ---------------
     _run_poller: RunPoller | None = None
 
     def _poller(self) -> RunPoller:
         if self._run_poller is None:
-            self._run_poller = RunPoller(ClientRunSource(self))
+            self._run_poller = RunPoller(ClientRunSource(self, self._fetch_json))
         return self._run_poller
+
+    def _fetch_json(self, endpoint: Endpoint, values: Mapping[str, object]) -> Awaitable[Any]:
+        # The run source's seam (``_polling.FetchJson``): a request, answered undecoded.
+        return self._call(endpoint, values)
 
     async def wait_for_run(
         self,

@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 
-from codegen_async import _poller, _polling
+from codegen_async import _polling
 from codegen_async._endpoints import Quota
-from codegen_async._poller import RunEvent, RunPage, RunPoller, Subscription, _MinShare, _Tracked
-from codegen_async._polling_plan import Window
+from codegen_async._polling import RunEvent, RunPage, RunPoller, Subscription, _engine
+from codegen_async._polling._plan import Window
+from codegen_async._polling._subscription import MinShare
+from codegen_async._polling._tracking import TrackedRun
 from codegen_async.errors import (
     APIResponseValidationError,
     AuthenticationError,
@@ -122,9 +124,7 @@ class FakeRuns:
 
 
 def _polling_parse(payload: dict[str, Any]) -> RunPage:
-    from codegen_async._poller import parse_run_page
-
-    return parse_run_page(payload, url="http://127.0.0.1/fake")
+    return _polling.parse_run_page(payload, url="http://127.0.0.1/fake")
 
 
 @pytest.fixture
@@ -438,7 +438,7 @@ async def test_the_pace_follows_the_smallest_share_still_waiting(
 
 def test_min_share_matches_a_plain_min() -> None:
     rng = random.Random(6)
-    shares = _MinShare()
+    shares = MinShare()
     live: list[float] = []
     for _ in range(5000):
         if live and rng.random() < 0.5:
@@ -490,7 +490,7 @@ async def test_subscribe_and_release_do_not_scan_the_runs_watched(poller: RunPol
 
 
 def test_per_run_objects_have_no_instance_dict() -> None:
-    for obj in (Subscription(ORG, [1], None, 0.5), RunEvent(1), _Tracked(ORG, 1)):
+    for obj in (Subscription(ORG, [1], None, 0.5), RunEvent(1), TrackedRun(ORG, 1)):
         assert not hasattr(obj, "__dict__"), type(obj).__name__
 
 
@@ -584,7 +584,7 @@ async def test_a_reused_plan_never_sends_a_run_twice_at_once(
 ) -> None:
     # Reuse every plan for as long as it holds requests (replanning is expensive with
     # thousands of runs): what was taken from it must never be handed out again.
-    monkeypatch.setattr(_poller, "REPLAN_COST_FACTOR", 1e9)
+    monkeypatch.setattr(_engine, "REPLAN_COST_FACTOR", 1e9)
     claim = poller._claim
     claimed = 0
 

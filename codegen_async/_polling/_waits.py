@@ -1,10 +1,10 @@
 """Waiting on agent runs: one (``wait_for_run``, ``watch_run``) or many at once.
 
 These are the bodies of ``AsyncAgent``'s polling methods. None of them polls by itself:
-each subscribes to the client's one :class:`~codegen_async._poller.RunPoller` for the runs it
-waits on, reads the status changes the poller delivers, and keeps its own deadline. So a
-thousand runs, or ten concurrent waits, cost the requests of one poller, never one loop per
-run.
+each subscribes to a :class:`RunWatcher` (the client's one poller, ``_engine.RunPoller``, or
+the fleet's) for the runs it waits on, reads the status changes the poller delivers, and
+keeps its own deadline. So a thousand runs, or ten concurrent waits, cost the requests of
+one poller, never one loop per run.
 
 A wait is cheap to hold (10,000 concurrent ``wait_for_run`` calls are a use case): it is one
 coroutine waiting on one future of its subscription, with no queue, task or async generator
@@ -19,10 +19,10 @@ import warnings
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
-from ._poller import DEFAULT_POLL_SHARE, RunEvent, RunPoller
-from ._validation import check_id
-from .errors import CodegenError, RunWaitError, RunWaitTimeoutError, WaitTimeoutError
-from .models import AgentRun, RunStatus
+from .._validation import check_id
+from ..errors import CodegenError, RunWaitError, RunWaitTimeoutError, WaitTimeoutError
+from ..models import AgentRun, RunStatus
+from ._subscription import DEFAULT_POLL_SHARE, RunEvent, RunWatcher
 
 __all__ = [
     "OnUpdate",
@@ -87,7 +87,7 @@ def _run_of(
 
 
 async def watch_run(
-    poller: RunPoller,
+    poller: RunWatcher,
     org_id: int,
     agent_run_id: int,
     *,
@@ -114,7 +114,7 @@ async def watch_run(
 
 
 async def wait_for_run(
-    poller: RunPoller,
+    poller: RunWatcher,
     org_id: int,
     agent_run_id: int,
     *,
@@ -179,8 +179,81 @@ class _Progress:
             self._bar.close()
 
 
+class _Completion:
+    """The bookkeeping of one :func:`as_completed`: runs pending, finished and failed."""
+
+    def __init__(self, run_ids: list[int], on_update: OnUpdate | None, progress: bool) -> None:
+        self.run_ids = run_ids
+        self.pending = set(run_ids)
+        self.finished: dict[int, AgentRun] = {}
+        self.errors: dict[int, CodegenError] = {}
+        self._last: dict[int, RunStatus | None] = {}
+        self._on_update = on_update
+        self._bar = _Progress(len(run_ids)) if progress else None
+
+    async def take(self, event: RunEvent) -> AgentRun | None:
+        """Account for one event; the run when it is one that just finished."""
+        if event.fatal:
+            _raise_error(event)
+        run_id, run = event.run_id, event.run
+        if run_id not in self.pending:
+            return None
+        if event.error is not None:
+            self._failed(run_id, event)
+            return None
+        if run is None:  # pragma: no cover - an event holds a run or an error
+            return None
+        if run_id not in self._last or self._last[run_id] != run.status:
+            self._last[run_id] = run.status
+            await self._updated(run)
+        if not run.is_terminal:
+            return None
+        self.pending.discard(run_id)
+        self.finished[run_id] = run
+        self._count(str(run.status))
+        return run
+
+    def timed_out(self, timeout: float) -> RunWaitTimeoutError:
+        """The error ending a wait whose deadline passed."""
+        for run_id in self.run_ids:
+            if run_id in self.pending:
+                self.errors[run_id] = WaitTimeoutError(run_id, timeout, self._last.get(run_id))
+        return RunWaitTimeoutError(self._ordered(self.errors), self._ordered(self.finished))
+
+    def raise_errors(self) -> None:
+        """Raise :class:`RunWaitError` if some waits ended with an error."""
+        if self.errors:
+            raise RunWaitError(self._ordered(self.errors), self._ordered(self.finished))
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        if self._bar is not None:
+            self._bar.close()
+
+    def _failed(self, run_id: int, event: RunEvent) -> None:
+        if not isinstance(event.error, CodegenError):
+            _raise_error(event)  # a bug or a closed client: it ends every wait
+        assert isinstance(event.error, CodegenError)
+        self.errors[run_id] = event.error
+        self.pending.discard(run_id)
+        self._count("error")
+
+    async def _updated(self, run: AgentRun) -> None:
+        if self._on_update is not None:
+            outcome = self._on_update(run)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    def _count(self, outcome: str) -> None:
+        if self._bar is not None:
+            self._bar.done(outcome)
+
+    def _ordered(self, values: dict[int, Any]) -> dict[int, Any]:
+        return _ordered(values, self.run_ids)
+
+
 async def as_completed(
-    poller: RunPoller,
+    poller: RunWatcher,
     org_id: int,
     agent_run_ids: Iterable[int],
     *,
@@ -197,64 +270,28 @@ async def as_completed(
         raise TypeError("on_update must be callable")
     if not run_ids:
         return
-    finished: dict[int, AgentRun] = {}
-    errors: dict[int, CodegenError] = {}
-    last: dict[int, RunStatus | None] = {}
-    pending = set(run_ids)
-    bar = _Progress(len(run_ids)) if progress else None
+    state = _Completion(run_ids, on_update, progress)
     deadline = _deadline(timeout)
+    sub = None
     try:
         sub = poller.subscribe(org_id, run_ids, poll_interval=poll_interval, share=share)
-        try:
-            while pending:
-                event = await sub.get(deadline)
-                if event is None:
-                    assert timeout is not None
-                    for run_id in run_ids:
-                        if run_id in pending:
-                            errors[run_id] = WaitTimeoutError(run_id, timeout, last.get(run_id))
-                    raise RunWaitTimeoutError(
-                        _ordered(errors, run_ids), _ordered(finished, run_ids)
-                    )
-                if event.fatal:
-                    _raise_error(event)
-                run_id = event.run_id
-                if run_id not in pending:
-                    continue
-                if event.error is not None:
-                    if not isinstance(event.error, CodegenError):
-                        raise event.error.with_traceback(event.traceback)
-                    errors[run_id] = event.error
-                    pending.discard(run_id)
-                    if bar is not None:
-                        bar.done("error")
-                    continue
-                run = event.run
-                if run is None:  # pragma: no cover - an event holds a run or an error
-                    continue
-                if run_id not in last or last[run_id] != run.status:
-                    last[run_id] = run.status
-                    if on_update is not None:
-                        outcome = on_update(run)
-                        if inspect.isawaitable(outcome):
-                            await outcome
-                if run.is_terminal:
-                    pending.discard(run_id)
-                    finished[run_id] = run
-                    if bar is not None:
-                        bar.done(str(run.status))
-                    yield run
-        finally:
-            await poller.release(sub)
+        while state.pending:
+            event = await sub.get(deadline)
+            if event is None:
+                assert timeout is not None, "only a wait with a deadline gets no event"
+                raise state.timed_out(timeout)
+            run = await state.take(event)
+            if run is not None:
+                yield run
     finally:
-        if bar is not None:
-            bar.close()
-    if errors:
-        raise RunWaitError(_ordered(errors, run_ids), _ordered(finished, run_ids))
+        if sub is not None:
+            await poller.release(sub)
+        state.close()
+    state.raise_errors()
 
 
 async def wait_for_runs(
-    poller: RunPoller,
+    poller: RunWatcher,
     org_id: int,
     agent_run_ids: Iterable[int],
     *,

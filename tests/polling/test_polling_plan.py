@@ -7,8 +7,8 @@ import pickle
 import pytest
 
 from codegen_async import RunStatus
-from codegen_async._poller import parse_run_page
-from codegen_async._polling_plan import (
+from codegen_async._polling import parse_run_page
+from codegen_async._polling._plan import (
     Candidate,
     ListMap,
     PollPolicy,

@@ -21,8 +21,8 @@ from typing import Final, Literal
 
 import attrs
 
-from ._endpoints import LIMIT
-from .errors import (
+from .._endpoints import LIMIT
+from ..errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,

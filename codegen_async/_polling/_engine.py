@@ -14,61 +14,47 @@ Each worker spends at most ``share`` of its route's quota (``RateLimits`` of the
 else the documented one), evenly paced, so the rest of the quota stays free for the
 caller's own calls; every request still goes through the client's rate limiter too. The
 decisions themselves (backoff, positions, which page) are pure functions in
-``_polling_plan``. The poller runs while somebody waits and stops when the last wait ends.
+``_plan``. The poller runs while somebody waits and stops when the last wait ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 import attrs
 
-from ._converter import ResponseShapeError, structure
-from ._endpoints import ENDPOINTS, Quota
-from ._polling_plan import (
+from .._endpoints import Quota
+from ..errors import CodegenError
+from ..models import AgentRun
+from ._plan import (
     PAGE_SIZE,
     Candidate,
-    ListMap,
     Plan,
     PollPolicy,
     Window,
     classify_error,
     page_covers,
     plan_round,
-    poll_interval,
 )
-from .errors import APIResponseValidationError, CodegenError
-from .models import AgentRun
+from ._source import RunPage, RunSource
+from ._subscription import DEFAULT_POLL_SHARE, MinShare, RunEvent, Subscription
+from ._tracking import OrgLists, TrackedRun
 
 __all__ = [
-    "DEFAULT_POLL_SHARE",
-    "ClientRunSource",
-    "RunEvent",
-    "RunPage",
+    "PollPacer",
     "RunPoller",
     "full_sweep_seconds",
     "quota_rate",
+    "sleep",
 ]
 
 log = logging.getLogger("codegen_async.polling")
-
-DEFAULT_POLL_SHARE: Final = 0.5
-"""Share of a route's quota that polling may spend by default; the rest is the caller's."""
-
-MAX_TRANSIENT_FAILURES: Final = 6
-"""Consecutive failed polls (429, 5xx, network) of one run before its wait gives up."""
-
-MAX_MISSES: Final = 3
-"""Times a run is not where the list should hold it before it is polled with get_run only."""
 
 MAX_IN_FLIGHT: Final = 8
 """Requests one worker keeps in flight at once (pacing, not this, bounds the rate)."""
@@ -84,6 +70,7 @@ _OPERATION: Final[dict[Route, str]] = {"list": "list_runs", "get": "get_run"}
 
 SleepFn = Callable[[float], Awaitable[Any]]
 ClockFn = Callable[[], float]
+Job = tuple[int, Window | int]  # (org_id, a list page or one run id)
 
 
 async def sleep(seconds: float) -> None:
@@ -91,306 +78,7 @@ async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-# --- where runs come from ---------------------------------------------------------------
-
-
-@attrs.frozen
-class RunPage:
-    """One page of the run list, item by item.
-
-    ``ids`` gives every item's id in list order (``None`` where the item has no readable
-    id); ``runs`` the items that parsed; ``errors`` the items that did not, by id, so that a
-    malformed run ends only its own wait.
-    """
-
-    total: int
-    ids: tuple[int | None, ...]
-    runs: Mapping[int, AgentRun]
-    errors: Mapping[int, APIResponseValidationError] = attrs.field(factory=dict)
-
-
-class RunSource(Protocol):
-    """What the poller needs from a client (a fake one in unit tests)."""
-
-    def quota(self, operation: str) -> Quota:
-        """The quota to pace ``operation`` (``"get_run"`` or ``"list_runs"``) by."""
-        ...
-
-    async def get_run(self, org_id: int, run_id: int) -> AgentRun:
-        """One run; raises the client's typed errors."""
-        ...
-
-    async def list_page(self, org_id: int, user_id: int | None, skip: int, limit: int) -> RunPage:
-        """One page of an organization's runs, newest first."""
-        ...
-
-    async def current_user_id(self) -> int:
-        """The id of the token's user."""
-        ...
-
-
-_RAW_LIST_RUNS: Final = attrs.evolve(ENDPOINTS["list_runs"], response=Any)
-
-
-class ClientRunSource:
-    """A :class:`RunSource` over an ``AsyncAgent`` (through its transport and limiters).
-
-    Pages are fetched as raw JSON and each item is parsed on its own, so one malformed run
-    does not hide the 99 others on its page.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def quota(self, operation: str) -> Quota:
-        endpoint = ENDPOINTS[operation]
-        quota: Quota | None = self._client.rate_limits.for_endpoint(endpoint)
-        return quota if quota is not None else endpoint.quota
-
-    async def get_run(self, org_id: int, run_id: int) -> AgentRun:
-        run: AgentRun = await self._client.get_run(run_id, org_id=org_id)
-        return run
-
-    async def current_user_id(self) -> int:
-        user = await self._client.get_current_user()
-        return int(user.id)
-
-    async def list_page(self, org_id: int, user_id: int | None, skip: int, limit: int) -> RunPage:
-        values = {"org_id": org_id, "user_id": user_id, "skip": skip, "limit": limit}
-        payload = await self._client._call(_RAW_LIST_RUNS, values)
-        url = self._client.base_url + _RAW_LIST_RUNS.path.format_map(values)
-        return parse_run_page(payload, url=url)
-
-
-def parse_run_page(payload: Any, *, url: str = "") -> RunPage:
-    """Split a decoded ``Page[AgentRunResponse]`` into parsed runs and per-item errors.
-
-    Raises:
-        APIResponseValidationError: the page itself (``total``, ``items``) is malformed.
-    """
-
-    def envelope_error(what: str) -> APIResponseValidationError:
-        return APIResponseValidationError(
-            f"GET {url}: the answer is not a page of agent runs ({what})",
-            method="GET",
-            url=url,
-            path="$",
-            body=payload,
-        )
-
-    if not isinstance(payload, dict):
-        raise envelope_error(f"got {type(payload).__name__}")
-    items, total = payload.get("items"), payload.get("total")
-    if not isinstance(items, list) or isinstance(total, bool) or not isinstance(total, int):
-        raise envelope_error("'items' must be a list and 'total' an integer")
-    ids: list[int | None] = []
-    runs: dict[int, AgentRun] = {}
-    errors: dict[int, APIResponseValidationError] = {}
-    for index, item in enumerate(items):
-        raw_id = item.get("id") if isinstance(item, dict) else None
-        run_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
-        ids.append(run_id)
-        try:
-            run = structure(item, AgentRun)
-        except ResponseShapeError as exc:
-            if run_id is not None:
-                errors[run_id] = APIResponseValidationError(
-                    f"GET {url}: agent run {run_id} does not match the API's "
-                    f"AgentRunResponse: {exc}",
-                    method="GET",
-                    url=url,
-                    path=f"$.items[{index}]" + (exc.path or "").lstrip("$"),
-                    body=item,
-                )
-            continue
-        runs[run.id] = run
-    return RunPage(total=total, ids=tuple(ids), runs=runs, errors=errors)
-
-
-# --- what the poller tells a waiter ------------------------------------------------------
-
-
-def _traceback_of(event: RunEvent) -> TracebackType | None:
-    return None if event.error is None else event.error.__traceback__
-
-
-@attrs.frozen
-class RunEvent:
-    """A run's new status (``run``), the end of its wait (``error``), or of every wait.
-
-    One error may end many waits (a run two callers wait on; a refused token ends them
-    all), so each raises it with ``traceback``, the one it had when the event was made, as
-    ``asyncio.Future.result`` does: raised as is, its traceback would grow with every wait
-    that raised it before (10,000 waits, 20,000 frames).
-    """
-
-    run_id: int
-    run: AgentRun | None = None
-    error: BaseException | None = None
-    fatal: bool = False
-    traceback: TracebackType | None = attrs.field(
-        default=attrs.Factory(_traceback_of, takes_self=True), repr=False
-    )
-
-
-class Subscription:
-    """One caller's interest in some runs; the poller delivers their events to it.
-
-    Kept small on purpose, since 10,000 concurrent waits hold 10,000 of them. The reader
-    awaits :meth:`get`, a plain future that :meth:`deliver` resolves with the event itself:
-    no queue (an ``asyncio.Queue`` is four deques and an ``Event``, about 3 KB), no task,
-    no coroutine frame. Events that arrive while nobody reads wait in a deque that exists
-    only while it holds some; a deadline is a timer handle on the loop.
-
-    ``run_ids`` are the runs asked for; ``pending`` counts those still being polled for it
-    (its ``share`` counts towards the poller's pace while it is not 0).
-    """
-
-    __slots__ = (
-        "_events",
-        "_timer",
-        "_waiter",
-        "org_id",
-        "pending",
-        "poll_interval",
-        "run_ids",
-        "share",
-    )
-
-    def __init__(
-        self, org_id: int, run_ids: Iterable[int], poll_interval: float | None, share: float
-    ) -> None:
-        self.org_id = org_id
-        self.run_ids: tuple[int, ...] = tuple(dict.fromkeys(run_ids))
-        self.pending = 0
-        self.poll_interval = poll_interval
-        self.share = share
-        self._events: deque[RunEvent] | None = None
-        self._waiter: asyncio.Future[RunEvent | None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def __repr__(self) -> str:
-        return f"<Subscription org={self.org_id} runs={len(self.run_ids)} pending={self.pending}>"
-
-    def deliver(self, event: RunEvent) -> None:
-        """Hand an event to the waiting reader, or keep it for the next :meth:`get`."""
-        waiter = self._waiter
-        if waiter is not None:
-            self.close()
-            if not waiter.done():  # else the reader was cancelled: keep the event
-                waiter.set_result(event)
-                return
-        events = self._events
-        if events is None:
-            events = self._events = deque()
-        events.append(event)
-
-    def get(self, deadline: float | None = None) -> asyncio.Future[RunEvent | None]:
-        """A future of the next event; of ``None`` once the loop's clock reaches ``deadline``.
-
-        Events delivered before the deadline are returned even when it has passed. One
-        reader at a time: a new call replaces a pending one.
-        """
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[RunEvent | None] = loop.create_future()
-        events = self._events
-        if events:
-            waiter.set_result(events.popleft())
-            if not events:
-                self._events = None  # an idle wait holds no deque
-        elif deadline is not None and loop.time() >= deadline:
-            waiter.set_result(None)
-        else:
-            self.close()
-            self._waiter = waiter
-            if deadline is not None:
-                self._timer = loop.call_at(deadline, self._expire)
-        return waiter
-
-    def close(self) -> None:
-        """Forget the pending :meth:`get` and cancel its timer (the reader is gone)."""
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
-        self._waiter = self._timer = None
-
-    def _expire(self) -> None:
-        waiter = self._waiter
-        self._waiter = self._timer = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-class _MinShare:
-    """The smallest share asked for by the active subscriptions, in O(log n) a change.
-
-    A count per distinct share and a heap of them; a share whose count falls to 0 leaves
-    the heap when it reaches the top (or when stale entries outnumber live ones).
-    """
-
-    __slots__ = ("_counts", "_heap")
-
-    def __init__(self) -> None:
-        self._counts: dict[float, int] = {}
-        self._heap: list[float] = []
-
-    def add(self, share: float) -> None:
-        count = self._counts.get(share, 0)
-        if not count:
-            heapq.heappush(self._heap, share)
-        self._counts[share] = count + 1
-
-    def remove(self, share: float) -> None:
-        count = self._counts[share] - 1
-        if count:
-            self._counts[share] = count
-            return
-        del self._counts[share]
-        if len(self._heap) > 2 * len(self._counts) + 16:
-            self._heap = list(self._counts)
-            heapq.heapify(self._heap)
-
-    def smallest(self, default: float) -> float:
-        heap = self._heap
-        while heap and heap[0] not in self._counts:
-            heapq.heappop(heap)
-        return heap[0] if heap else default
-
-
-# --- the poller -------------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class _Tracked:
-    org_id: int
-    run_id: int
-    subs: list[Subscription] = attrs.field(factory=list)
-    last: AgentRun | None = None
-    polls: int = 0
-    next_due: float = 0.0
-    misses: int = 0  # list reads that should have held it and did not
-    direct: bool = False  # poll with get_run only
-    single_next: bool = False  # poll with get_run next time (it was not where expected)
-    absent: bool = False  # a page proved it is not in the (filtered) list
-    failures: int = 0  # consecutive transient failures
-    in_flight: bool = False
-
-
-@attrs.define(eq=False)
-class _Org:
-    org_id: int
-    filter_user: bool = True
-    lists: ListMap = attrs.field(factory=ListMap)
-    list_failures: int = 0
-    list_broken: int = 0
-    not_in_filtered: int = 0
-
-    @property
-    def use_list(self) -> bool:
-        return self.list_broken < 2
-
-
-class _Pacer:
+class PollPacer:
     """Evenly spaced grants: one every ``interval`` seconds (the poller's own budget)."""
 
     def __init__(self, clock: ClockFn, sleep_fn: SleepFn) -> None:
@@ -426,14 +114,14 @@ class RunPoller:
         self._source = source
         self._clock_fn = clock
         self._sleep_fn = sleep
-        self._tracked: dict[tuple[int, int], _Tracked] = {}
-        self._orgs: dict[int, _Org] = {}
-        self._shares = _MinShare()
+        self._tracked: dict[tuple[int, int], TrackedRun] = {}
+        self._orgs: dict[int, OrgLists] = {}
+        self._shares = MinShare()
         self._task: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
         self._wakes: dict[Route, asyncio.Event] = {}
-        self._pacers: dict[Route, _Pacer] = {
-            route: _Pacer(self._now, self._sleep) for route in ("list", "get")
+        self._pacers: dict[Route, PollPacer] = {
+            route: PollPacer(self._now, self._sleep) for route in ("list", "get")
         }
         self._version = 0
         self._plan_cache: tuple[int, float, dict[int, Plan]] | None = None
@@ -482,16 +170,16 @@ class RunPoller:
         sub = Subscription(org_id, run_ids, poll_interval, share)
         now = self._now()
         if org_id not in self._orgs:
-            self._orgs[org_id] = _Org(org_id)
+            self._orgs[org_id] = OrgLists(org_id)
         for run_id in sub.run_ids:
             key = (org_id, run_id)
             tracked = self._tracked.get(key)
             if tracked is None:
-                tracked = self._tracked[key] = _Tracked(org_id, run_id, next_due=now)
+                tracked = self._tracked[key] = TrackedRun(org_id, run_id, next_due=now)
             elif tracked.last is not None:
                 sub.deliver(RunEvent(run_id, run=tracked.last))
             if poll_interval is not None and tracked.last is not None:
-                tracked.next_due = min(tracked.next_due, now + poll_interval)
+                tracked.poll_by(now + poll_interval)
             tracked.subs.append(sub)
         sub.pending = len(sub.run_ids)
         if sub.pending:
@@ -566,27 +254,24 @@ class RunPoller:
         for route in ("list", "get"):
             self._pacers[route].interval = 1.0 / self._rate(route)
 
-    def _policy(self, tracked: _Tracked) -> PollPolicy:
+    def _policy(self, tracked: TrackedRun) -> PollPolicy:
         fixed = [s.poll_interval for s in tracked.subs if s.poll_interval is not None]
         window = self._source.quota("get_run").window
         return PollPolicy.for_window(window, fixed=min(fixed) if fixed else None)
 
     # --- delivering to waiters -----------------------------------------------------------
-    def _observe(self, tracked: _Tracked, run: AgentRun, now: float) -> None:
-        tracked.polls += 1
-        tracked.failures = 0
-        previous = tracked.last
-        tracked.last = run
+    def _observe(self, tracked: TrackedRun, run: AgentRun, now: float) -> None:
+        changed = tracked.observed(run)
         if run.is_terminal:
             self._finish(tracked, RunEvent(tracked.run_id, run=run))
             return
-        tracked.next_due = now + poll_interval(tracked.polls, self._policy(tracked))
-        if previous is None or previous.status != run.status:
+        tracked.poll_later(now, self._policy(tracked))
+        if changed:
             event = RunEvent(tracked.run_id, run=run)
             for sub in tracked.subs:
                 sub.deliver(event)
 
-    def _finish(self, tracked: _Tracked, event: RunEvent) -> None:
+    def _finish(self, tracked: TrackedRun, event: RunEvent) -> None:
         key = (tracked.org_id, tracked.run_id)
         if self._tracked.get(key) is tracked:
             del self._tracked[key]
@@ -601,7 +286,7 @@ class RunPoller:
         if self._share() != share:
             self._configure()
 
-    def _fail(self, tracked: _Tracked, error: BaseException) -> None:
+    def _fail(self, tracked: TrackedRun, error: BaseException) -> None:
         log.debug("wait on agent run %d ends: %r", tracked.run_id, error)
         self._finish(tracked, RunEvent(tracked.run_id, error=error))
 
@@ -698,9 +383,9 @@ class RunPoller:
                 task.cancel()
 
     # --- choosing the next request -------------------------------------------------------
-    def _pick(self, route: Route) -> tuple[int, Window | int] | None:
+    def _pick(self, route: Route) -> Job | None:
         """The most useful request for ``route`` now: ``(org_id, Window)`` or a run id."""
-        best: tuple[int, Window | int] | None = None
+        best: Job | None = None
         best_urgency = 0.0
         for org_id, plan in self._plans(route).items():
             if route == "list" and plan.windows:
@@ -730,7 +415,7 @@ class RunPoller:
         list_rate, get_rate = self._rate("list"), self._rate("get")
         plans: dict[int, Plan] = {}
         valid_until = math.inf
-        by_org: dict[int, list[_Tracked]] = {}
+        by_org: dict[int, list[TrackedRun]] = {}
         for tracked in self._tracked.values():
             if tracked.in_flight:
                 continue
@@ -747,7 +432,7 @@ class RunPoller:
         return plans
 
     def _plan(
-        self, org: _Org, runs: list[_Tracked], now: float, list_rate: float, get_rate: float
+        self, org: OrgLists, runs: list[TrackedRun], now: float, list_rate: float, get_rate: float
     ) -> Plan | None:
         runs.sort(key=lambda t: t.next_due)
         if runs[0].next_due > now:
@@ -756,13 +441,13 @@ class RunPoller:
         lists = org.lists
         use_list = org.use_list
         for tracked in runs:
-            alone = tracked.direct or tracked.single_next or not use_list
+            alone = tracked.fetch_alone(use_list)
             position = None if alone else lists.position(tracked.run_id)
             overdue = now - tracked.next_due
             candidates.append(Candidate(tracked.run_id, position, overdue >= 0, max(overdue, 0.0)))
         return plan_round(candidates, list_rate=list_rate, get_rate=get_rate, page_size=PAGE_SIZE)
 
-    def _claim(self, job: tuple[int, Window | int], flag: bool) -> None:
+    def _claim(self, job: Job, flag: bool) -> None:
         """Mark a request's runs in flight (``flag``) or back from it."""
         org_id, what = job
         ids = what.run_ids if isinstance(what, Window) else (what,)
@@ -788,7 +473,7 @@ class RunPoller:
         cached[2][org_id] = plan
 
     # --- sending and reading the answers ----------------------------------------------
-    async def _send(self, route: Route, job: tuple[int, Window | int]) -> None:
+    async def _send(self, route: Route, job: Job) -> None:
         org_id, what = job
         try:
             if isinstance(what, Window):
@@ -818,23 +503,16 @@ class RunPoller:
             if kind == "run":
                 self._fail(tracked, exc)
                 return
-            tracked.failures += 1
-            if tracked.failures >= MAX_TRANSIENT_FAILURES:
+            if tracked.poll_failed(self._now(), self._policy(tracked)):
                 self._fail(tracked, exc)
-                return
-            tracked.next_due = self._now() + poll_interval(tracked.failures, self._policy(tracked))
             return
         tracked = self._tracked.get(key)
         if tracked is None:
             return
-        tracked.single_next = False
         org = self._orgs[org_id]
-        if tracked.absent and org.filter_user and self._user_id is not None:
-            # The run exists but the user's list lacks it: someone else started it.
-            tracked.absent = False
-            org.not_in_filtered += 1
-            if org.not_in_filtered >= 2:
-                self._drop_user_filter(org)
+        # Absent from the user's list yet it exists: someone else started it.
+        if tracked.read_alone() and self._user_id is not None and org.found_outside_filter():
+            self._drop_user_filter(org)
         self._observe(tracked, run, self._now())
 
     async def _read_window(self, org_id: int, window: Window) -> None:
@@ -844,69 +522,50 @@ class RunPoller:
         try:
             page = await self._source.list_page(org_id, user_id, window.skip, window.limit)
         except CodegenError as exc:
-            kind = classify_error(exc)
-            if kind == "fatal":
+            if classify_error(exc) == "fatal":
                 raise
-            members = [self._tracked.get((org_id, r)) for r in window.run_ids]
-            now = self._now()
-            if kind == "run":
-                org.list_broken += 1
-            else:
-                org.list_failures += 1
-            for tracked in members:
-                if tracked is None:
-                    continue
-                if kind == "run" or org.list_failures >= 3:
-                    tracked.single_next = True
-                else:
-                    tracked.next_due = now + poll_interval(1, self._policy(tracked))
-            log.debug("list page at %d failed (%r)", window.skip, exc)
+            self._page_failed(org, window, exc)
             return
-        org.list_failures = 0
-        org.lists.record_page(window.skip, page.total, page.ids)
+        self._page_read(org, window, page)
+
+    def _page_failed(self, org: OrgLists, window: Window, exc: CodegenError) -> None:
+        read_alone = org.page_failed(broken=classify_error(exc) == "run")
+        now = self._now()
+        for run_id in window.run_ids:
+            tracked = self._tracked.get((org.org_id, run_id))
+            if tracked is not None:
+                tracked.page_failed(read_alone=read_alone, now=now, policy=self._policy(tracked))
+        log.debug("list page at %d failed (%r)", window.skip, exc)
+
+    def _page_read(self, org: OrgLists, window: Window, page: RunPage) -> None:
+        org.page_read(window.skip, page.total, page.ids)
         now = self._now()
         for run_id in page.ids:
-            if run_id is None:
-                continue
-            tracked = self._tracked.get((org_id, run_id))
+            tracked = None if run_id is None else self._tracked.get((org.org_id, run_id))
             if tracked is None:
                 continue
-            tracked.misses = 0
-            tracked.single_next = False
-            tracked.absent = False
-            tracked.direct = False
-            error = page.errors.get(run_id)
+            tracked.seen_on_page()
+            error = page.errors.get(tracked.run_id)
             if error is not None:
                 self._fail(tracked, error)
-            elif run_id in page.runs:
-                self._observe(tracked, page.runs[run_id], now)
+            elif tracked.run_id in page.runs:
+                self._observe(tracked, page.runs[tracked.run_id], now)
         seen = {i for i in page.ids if i is not None}
         for run_id in window.run_ids:
-            tracked = self._tracked.get((org_id, run_id))
+            tracked = self._tracked.get((org.org_id, run_id))
             if tracked is None or run_id in seen:
                 continue
-            # Not on the page. If the page proves it is not in the list, or it was seen
-            # exactly here before, ask get_run next; if its position was only estimated,
-            # the new anchors place it better. After a few misses, stop looking for it.
-            tracked.misses += 1
-            if page_covers(run_id, skip=window.skip, ids=page.ids, total=page.total):
-                tracked.absent = True
-                tracked.single_next = True
-            elif org.lists.knows(run_id):
-                tracked.single_next = True
+            tracked.missed_on_page(
+                proved_absent=page_covers(run_id, skip=window.skip, ids=page.ids, total=page.total),
+                was_anchored=org.lists.knows(run_id),
+            )
             org.lists.forget(run_id)
-            if tracked.misses >= MAX_MISSES:
-                tracked.direct = True
 
-    def _drop_user_filter(self, org: _Org) -> None:
+    def _drop_user_filter(self, org: OrgLists) -> None:
         log.debug("org %d: waited-on runs are not the user's; listing every run", org.org_id)
-        org.filter_user = False
-        org.lists.clear()
         for tracked in self._tracked.values():
             if tracked.org_id == org.org_id:
-                tracked.misses = 0
-                tracked.direct = False
-                tracked.absent = False
+                tracked.list_changed()
 
 
 def _has_work(plans: Mapping[int, Plan], route: Route) -> bool:
