@@ -1184,6 +1184,7 @@ class AsyncAgent:
         Raises:
             WaitTimeoutError: the run had not finished after ``timeout`` seconds.
         """
+        _polling.check_wait_args(timeout, poll_interval)  # before a run is started
         run = await self.run(
             prompt,
             repo_id=repo_id,
@@ -1216,6 +1217,7 @@ class AsyncAgent:
             NotFoundError: no such sandbox.
             WaitTimeoutError: the analysis had not finished after ``timeout`` seconds.
         """
+        _polling.check_wait_args(timeout, poll_interval)  # before a run is started
         started = await self.analyze_sandbox_logs(sandbox_id, org_id=org_id)
         return await self.wait_for_run(
             started.agent_run_id, timeout=timeout, poll_interval=poll_interval, org_id=org_id
@@ -1239,6 +1241,7 @@ class AsyncAgent:
             NotFoundError: no such repository.
             WaitTimeoutError: the generation had not finished after ``timeout`` seconds.
         """
+        _polling.check_wait_args(timeout, poll_interval)  # before a run is started
         started = await self.generate_setup_commands(repo_id, prompt, trigger_source, org_id=org_id)
         return await self.wait_for_run(
             started.agent_run_id, timeout=timeout, poll_interval=poll_interval, org_id=org_id

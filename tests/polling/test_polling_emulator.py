@@ -8,12 +8,14 @@ finishes in 0.05 to 0.3 s; the client's own quotas are scaled the same way
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+import codegen_sync
 from codegen_async import AsyncAgent, RunStatus
 from codegen_async.emulator import STATUS_WORDS, Emulator
 from codegen_async.errors import (
@@ -118,6 +120,30 @@ async def test_wait_for_run_times_out_with_the_last_status(
     assert isinstance(error.last_status, RunStatus)
     assert error.last_status.raw == "ACTIVE"
     assert not agent._poller().running
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 0.0])
+@pytest.mark.parametrize("argument", ["poll_interval", "timeout"])
+async def test_non_finite_poll_interval_and_timeout_are_refused(
+    emu: Emulator, agent: AsyncAgent, argument: str, value: float
+) -> None:
+    # poll_interval=inf used to be accepted and then never polled again: a wait forever.
+    started = await agent.run("Fix the flaky test")
+    requests = emu.stats()["requests"]
+    kwargs: dict[str, Any] = {argument: value}
+    with pytest.raises(ValueError, match=argument):  # bounded: it used to wait forever
+        await asyncio.wait_for(agent.wait_for_run(started.id, **kwargs), 10)
+    with pytest.raises(ValueError, match=argument):
+        await asyncio.wait_for(agent.wait_for_runs([started.id], **kwargs), 10)
+    with pytest.raises(ValueError, match=argument):
+        agent.as_completed([started.id], **kwargs)
+    with pytest.raises(ValueError, match=argument):
+        agent.watch_run(started.id, **kwargs)
+    with pytest.raises(ValueError, match=argument):
+        await asyncio.wait_for(agent.run_and_wait("Fix it", **kwargs), 10)
+    assert emu.stats()["requests"] == requests  # refused before any request
+    with codegen_sync.Agent(**emu.client_kwargs()) as blocking, pytest.raises(ValueError):
+        blocking.wait_for_run(started.id, **kwargs)
 
 
 @stuck_runs
