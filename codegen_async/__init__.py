@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._client import AsyncAgent
 from ._config import Timeout
 from ._endpoints import ENDPOINTS, Endpoint, Quota
+from ._network import InsecureTLSWarning
 from ._ratelimit import RateLimits
 from ._transport import TransportStats
 from ._version import __version__
@@ -81,6 +82,7 @@ __all__ = [
     "EditPullRequestResult",
     "Endpoint",
     "GithubPullRequest",
+    "InsecureTLSWarning",
     "IntegrationStatus",
     "InternalServerError",
     "NotFoundError",

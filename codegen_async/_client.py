@@ -8,6 +8,8 @@ retries and parses. The blocking ``codegen_sync.Agent`` is derived from this cla
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from os import PathLike
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypedDict
 
@@ -27,6 +29,7 @@ from ._config import (
 from ._converter import unstructure
 from ._endpoints import ENDPOINTS, Endpoint
 from ._logging import configure_from_env
+from ._network import resolve_network
 from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
 from ._polling import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
@@ -92,7 +95,8 @@ class AsyncAgent:
             processes; default ``CODEGEN_RATE_LIMIT_BACKEND``, else in-process memory.
         allow_insecure_http: Allow ``http://`` to a host that is not loopback.
         session: An aiohttp session to use instead of the client's own (not closed by
-            :meth:`aclose`).
+            :meth:`aclose`); its own TLS, pool and ``trust_env`` settings then apply
+            (``proxy=`` still does). Not on the blocking ``Agent``, whose loop is its own.
         deadline: Seconds a whole call may take at most: quota wait, every attempt and
             the pauses between them; default none. A wait that cannot end in time is not
             started: the call raises at once (:class:`RateLimitError` with
@@ -100,6 +104,15 @@ class AsyncAgent:
         default_headers: Headers sent with every call (not ``Authorization``).
         max_response_bytes: Largest answer body read, decoded (default 32 MiB; ``None``:
             no limit); a bigger one raises :class:`APIResponseValidationError`.
+        proxy: An ``http://`` (or ``https://``) proxy URL for every request; credentials
+            may be in the URL. Default: none, or the environment's (see ``trust_env``).
+        trust_env: Honour ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
+            ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (default ``True``, as requests and httpx
+            do); ``False`` ignores them.
+        ssl: TLS verification: an ``ssl.SSLContext``, a CA bundle path (file or
+            directory), or ``False`` to turn verification off (warns with
+            ``InsecureTLSWarning``). Default: the system's CAs.
+        connection_limit: Most connections open at once (default 100).
 
     Every method also takes, by keyword: ``timeout=`` (one attempt), ``deadline=`` (the
     whole call), ``extra_headers=``, ``extra_query=`` and, where the operation has a body,
@@ -125,6 +138,10 @@ class AsyncAgent:
         deadline: float | None = None,
         default_headers: Mapping[str, str] | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | str | PathLike[str] | bool | None = None,
+        connection_limit: int | None = None,
     ) -> None:
         token = redact(token)  # hidden from tracebacks that show local variables
         self._config = resolve_config(
@@ -138,6 +155,9 @@ class AsyncAgent:
             deadline=deadline,
             default_headers=default_headers,
             max_response_bytes=max_response_bytes,
+            network=resolve_network(
+                proxy=proxy, trust_env=trust_env, ssl=ssl, connection_limit=connection_limit
+            ),
         )
         configure_from_env(secret=self._config.token)  # CODEGEN_LOG=debug|info
         if rate_limits is None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._network import NetworkConfig
 from ._validation import check_headers, check_id
 from .errors import ConfigurationError
 
@@ -139,6 +140,7 @@ class ClientConfig:
     deadline: float | None = None
     default_headers: Mapping[str, str] = attrs.field(factory=dict)
     max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
+    network: NetworkConfig = attrs.field(factory=NetworkConfig)
 
 
 def resolve_config(
@@ -153,6 +155,7 @@ def resolve_config(
     deadline: float | None = None,
     default_headers: Mapping[str, str] | None = None,
     max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    network: NetworkConfig | None = None,
 ) -> ClientConfig:
     """Merge arguments with the environment and check them; raise ``ConfigurationError``."""
     token = redact(token if token is not None else os.environ.get(ENV_TOKEN))
@@ -212,6 +215,7 @@ def resolve_config(
         deadline=deadline,
         default_headers=headers,
         max_response_bytes=max_response_bytes,
+        network=NetworkConfig() if network is None else network,
     )
 
 

@@ -206,11 +206,13 @@ class Transport:
             raise ClientClosedError("this client is closed; create a new one")
         loop = asyncio.get_running_loop()
         if shared.session is None:
+            network = self.config.network
             shared.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(ttl_dns_cache=300, **network.connector_kwargs()),
                 timeout=self._default_timeout,
                 raise_for_status=False,
                 auto_decompress=True,
+                **network.session_kwargs(),
             )
             shared.loop = loop
         elif shared.loop is not None and shared.loop is not loop:
@@ -307,6 +309,7 @@ class Transport:
                     headers,
                     attempt_timeout,
                     self.config.max_response_bytes,
+                    self.config.network.proxy,
                 )
             finally:  # release: the slot's window starts once the attempt is over, when
                 # the server has surely counted it
@@ -575,11 +578,12 @@ async def _send_once(
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
     limit: int | None,
+    proxy: str | None = None,
 ) -> _Answer:
     """One HTTP exchange; aiohttp's exceptions become the SDK's, returned in the answer."""
     try:
         async with session.request(
-            method, url, params=params, data=data, headers=headers, timeout=timeout
+            method, url, params=params, data=data, headers=headers, timeout=timeout, proxy=proxy
         ) as resp:
             length = resp.content_length
             if limit is None or (

@@ -24,6 +24,10 @@ class Agent(SyncClient, wraps=AsyncAgent):
     threads, notebooks and code called from a running event loop; Ctrl-C cancels the call
     in flight. Paged lists have ``iter_...`` companions that are plain iterators.
 
+    It takes every argument of ``AsyncAgent`` except ``session=`` (an aiohttp session is
+    bound to the loop that made it): networks are set with ``proxy=``, ``trust_env=``,
+    ``ssl=`` and ``connection_limit=``.
+
     Use it as ``with Agent() as agent:``, or call :meth:`close` when done.
     """
 

@@ -2,6 +2,8 @@
 # Run that command after changing the async client (a test checks this file is current).
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from os import PathLike
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +42,10 @@ class Agent:
     threads, notebooks and code called from a running event loop; Ctrl-C cancels the call
     in flight. Paged lists have ``iter_...`` companions that are plain iterators.
 
+    It takes every argument of ``AsyncAgent`` except ``session=`` (an aiohttp session is
+    bound to the loop that made it): networks are set with ``proxy=``, ``trust_env=``,
+    ``ssl=`` and ``connection_limit=``.
+
     Use it as ``with Agent() as agent:``, or call :meth:`close` when done.
 
     Args:
@@ -58,7 +64,8 @@ class Agent:
             processes; default ``CODEGEN_RATE_LIMIT_BACKEND``, else in-process memory.
         allow_insecure_http: Allow ``http://`` to a host that is not loopback.
         session: An aiohttp session to use instead of the client's own (not closed by
-            :meth:`aclose`).
+            :meth:`aclose`); its own TLS, pool and ``trust_env`` settings then apply
+            (``proxy=`` still does). Not on the blocking ``Agent``, whose loop is its own.
         deadline: Seconds a whole call may take at most: quota wait, every attempt and
             the pauses between them; default none. A wait that cannot end in time is not
             started: the call raises at once (:class:`RateLimitError` with
@@ -66,6 +73,15 @@ class Agent:
         default_headers: Headers sent with every call (not ``Authorization``).
         max_response_bytes: Largest answer body read, decoded (default 32 MiB; ``None``:
             no limit); a bigger one raises :class:`APIResponseValidationError`.
+        proxy: An ``http://`` (or ``https://``) proxy URL for every request; credentials
+            may be in the URL. Default: none, or the environment's (see ``trust_env``).
+        trust_env: Honour ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
+            ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (default ``True``, as requests and httpx
+            do); ``False`` ignores them.
+        ssl: TLS verification: an ``ssl.SSLContext``, a CA bundle path (file or
+            directory), or ``False`` to turn verification off (warns with
+            ``InsecureTLSWarning``). Default: the system's CAs.
+        connection_limit: Most connections open at once (default 100).
     """
 
     def __init__(
@@ -83,6 +99,10 @@ class Agent:
         deadline: float | None = None,
         default_headers: Mapping[str, str] | None = None,
         max_response_bytes: int | None = 33554432,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | str | PathLike[str] | bool | None = None,
+        connection_limit: int | None = None,
     ) -> None: ...
     def __enter__(self) -> Agent: ...
     def __exit__(

@@ -309,6 +309,13 @@ class SyncClient(_ClosedOnExit):
 
     def _setup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         name = type(self).__name__
+        if kwargs.get("session") is not None:
+            # An aiohttp session belongs to the loop that made it; ours runs on its own.
+            raise TypeError(
+                f"{name} cannot take session=: an aiohttp session is bound to the event loop "
+                f"that made it, and {name} runs on its own; pass proxy=, ssl=, trust_env= "
+                "or connection_limit= instead"
+            )
         self._state = state = _State(name, type(self)._async_class, args, kwargs)
         # Holds ``state`` only, never ``self``; at exit the portal closes open clients itself.
         self._finalizer = weakref.finalize(self, _finalize, state)

@@ -25,6 +25,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "CODEGEN_API_BASE_URL",
         "CODEGEN_RATE_LIMIT_BACKEND",
         "CODEGEN_RATE_LIMIT_SCALE",
+        "CODEGEN_LOG",
+        # Clients honour the proxy environment: a developer's proxy must not carry the
+        # tests' loopback traffic.
+        *(
+            v
+            for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+            for v in (n, n.lower())
+        ),
     ):
         monkeypatch.delenv(name, raising=False)
     REGISTRY.clear()
