@@ -97,18 +97,17 @@ def styled(*parts: str | tuple[str, str] | Text) -> Text:
 def to_json(obj: Any) -> Any:
     """JSON-ready data for a model, a list of models, or plain data (wire field names).
 
-    A run's ``status`` is the documentation's word (``completed``, ``failed``, ...), the one
-    the tables show, with the server's own (``COMPLETE``, ``ERROR``, ...) beside it as
-    ``status_raw``: ``jq 'select(.status == "failed")'`` works whatever the server sends.
+    Models give their display form (``to_display_dict()``): a run's ``status`` is the
+    documentation's word (``completed``, ``failed``, ...), the one the tables show, with the
+    server's own (``COMPLETE``, ``ERROR``, ...) beside it as ``status_raw``, so
+    ``jq 'select(.status == "failed")'`` works whatever the server sends.
     """
     if isinstance(obj, (list, tuple)):
         return [to_json(item) for item in obj]
-    data = unstructure(obj)
-    status = getattr(obj, "status", None)
-    if isinstance(status, RunStatus) and isinstance(data, dict):
-        data["status"] = str.__str__(status)
-        data["status_raw"] = status.raw
-    return data
+    display = getattr(obj, "to_display_dict", None)
+    if callable(display):
+        return display()
+    return unstructure(obj)
 
 
 def shorten(text: str | None, width: int = 60) -> str:
