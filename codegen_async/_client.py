@@ -28,6 +28,7 @@ from ._config import (
 )
 from ._converter import unstructure
 from ._endpoints import ENDPOINTS, Endpoint
+from ._generic import generic_endpoint, generic_limits
 from ._logging import configure_from_env
 from ._network import resolve_network
 from ._options import CallOptions, call_options
@@ -38,6 +39,7 @@ from ._transport import Transport, TransportStats
 from ._validation import (
     check_choice,
     check_collections,
+    check_extra_query,
     check_headers,
     check_id,
     check_images,
@@ -1019,6 +1021,43 @@ class AsyncAgent:
             values,
             options=call_options(timeout, deadline, extra_headers, extra_query),
         )
+
+    # --- any other operation ------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, object] | None = None,
+        json: Any = None,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send an operation the SDK does not know yet; return the decoded JSON answer.
+
+        Same auth, retries (on server errors only for GET, PUT and DELETE), typed errors,
+        deadline and logging as the SDK's own methods; rate-limited with the default quota
+        (60 requests per 30 s, as this client keeps it), keyed by ``method`` and ``path`` as
+        given. ``await agent.request("GET", f"/v1/organizations/{org}/new-thing")``.
+
+        Args:
+            method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
+            path: The path under the base URL, starting with ``/`` (no query string).
+            params: Query parameters (a list value repeats the parameter).
+            json: The JSON body, if any.
+
+        Raises:
+            ValueError: a method or path that cannot be sent.
+            APIStatusError: the server answered 4xx/5xx (a subclass per status).
+        """
+        endpoint = generic_endpoint(method, path)
+        query = None if params is None else check_extra_query("params", params)
+        options = call_options(timeout, deadline, extra_headers)
+        transport = self._transport.derive(
+            self._config, generic_limits(self._transport.rate_limits, endpoint)
+        )
+        return await transport.request(endpoint, path, query or None, json, options)
 
     # --- polling: waiting on runs (one poller per client; see _polling/) ---------------
     _run_poller: RunPoller | None = None

@@ -188,9 +188,10 @@ class Transport:
         self._default_timeout = _client_timeout(config.timeout)
         self._rng = random.Random()
 
-    def derive(self, config: ClientConfig) -> Transport:
+    def derive(self, config: ClientConfig, rate_limits: RateLimits | None = None) -> Transport:
         """A transport with other settings sharing this one's session, limiters and stats."""
-        return Transport(config, self.rate_limits, backend=self.backend, shared=self._shared)
+        limits = self.rate_limits if rate_limits is None else rate_limits
+        return Transport(config, limits, backend=self.backend, shared=self._shared)
 
     def __repr__(self) -> str:
         return f"<Transport {self.config.base_url} closed={self._shared.closed}>"
@@ -257,7 +258,7 @@ class Transport:
         self,
         endpoint: Endpoint,
         path: str,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | QueryPairs | None = None,
         body: Any = None,
         options: CallOptions | None = None,
     ) -> Any:
@@ -327,7 +328,7 @@ class Transport:
                 raise self._closed_error(endpoint, url)
 
     def _apply(
-        self, options: CallOptions, params: Mapping[str, str] | None, body: Any
+        self, options: CallOptions, params: Mapping[str, str] | QueryPairs | None, body: Any
     ) -> tuple[
         Mapping[str, str] | QueryPairs | None,
         bytes | None,
@@ -511,10 +512,11 @@ class Transport:
         return error, parse_retry_after(answer.headers)
 
 
-def _merge_query(params: Mapping[str, str] | None, extra: QueryPairs) -> QueryPairs:
+def _merge_query(params: Mapping[str, str] | QueryPairs | None, extra: QueryPairs) -> QueryPairs:
     """The SDK's query parameters with the extra ones winning (a list repeats a name)."""
     names = {key for key, _ in extra}
-    kept = [(key, value) for key, value in (params or {}).items() if key not in names]
+    pairs = params.items() if isinstance(params, Mapping) else (params or ())
+    kept = [(key, value) for key, value in pairs if key not in names]
     return kept + list(extra)
 
 

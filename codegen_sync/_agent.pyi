@@ -600,6 +600,35 @@ class Agent:
     ) -> Any:
         """Revoke the user's OAuth tokens for ``provider`` in the organization (raw JSON)."""
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, object] | None = None,
+        json: Any = None,
+        timeout: float | Timeout | None = None,
+        deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send an operation the SDK does not know yet; return the decoded JSON answer.
+
+        Same auth, retries (on server errors only for GET, PUT and DELETE), typed errors,
+        deadline and logging as the SDK's own methods; rate-limited with the default quota
+        (60 requests per 30 s, as this client keeps it), keyed by ``method`` and ``path`` as
+        given. ``await agent.request("GET", f"/v1/organizations/{org}/new-thing")``.
+
+        Args:
+            method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
+            path: The path under the base URL, starting with ``/`` (no query string).
+            params: Query parameters (a list value repeats the parameter).
+            json: The JSON body, if any.
+
+        Raises:
+            ValueError: a method or path that cannot be sent.
+            APIStatusError: the server answered 4xx/5xx (a subclass per status).
+        """
+
     def wait_for_run(
         self,
         agent_run_id: int,
