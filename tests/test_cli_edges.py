@@ -33,6 +33,7 @@ from codegen_async.cli._output import (
     status_text,
     to_json,
 )
+from codegen_async.cli._progress import RunBoard
 from codegen_async.emulator import EmulatorThread
 from codegen_async.models import AgentRun, RunStatus
 
@@ -72,6 +73,20 @@ def test_tables_print_server_text_as_written() -> None:
     _no_controls(text)
     assert text.count(SHOWN) == 4  # title, two cells, one value
     assert "[b]key" in text and "[link=https://x.test]L[/link]" in text
+
+
+def test_live_board_shows_server_text_literally() -> None:
+    from rich.console import Console
+
+    board = RunBoard([1, 2], title="Waiting")
+    board.update(AgentRun(id=1, organization_id=1, status=RunStatus(HOSTILE), result=HOSTILE))
+    board.update(AgentRun(id=2, organization_id=1, status=RunStatus("COMPLETE"), summary=HOSTILE))
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=200).print(board)  # styles are its own ESC
+    text = out.getvalue()
+    for sequence in ("\x1b[2J", "\x1b]0;", "\x07", "\x9b", "\u202e"):
+        assert sequence not in text
+    assert "[/etc/app.conf]" in text
 
 
 def test_error_line_is_one_literal_line() -> None:
