@@ -186,6 +186,8 @@ class Transport:
         self._headers = merge_headers(own, config.default_headers)
         self._json_headers = merge_headers({**own, **_JSON_HEADERS}, config.default_headers)
         self._default_timeout = _client_timeout(config.timeout)
+        limit = config.max_response_bytes
+        self._body_cap = None if limit is None else _BodyCap(limit)
         self._rng = random.Random()
 
     def derive(self, config: ClientConfig, rate_limits: RateLimits | None = None) -> Transport:
@@ -309,7 +311,7 @@ class Transport:
                     data,
                     headers,
                     attempt_timeout,
-                    self.config.max_response_bytes,
+                    self._body_cap,
                     self.config.network.proxy,
                 )
             finally:  # release: the slot's window starts once the attempt is over, when
@@ -579,7 +581,7 @@ async def _send_once(
     data: bytes | None,
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
-    limit: int | None,
+    cap: _BodyCap | None,
     proxy: str | None = None,
 ) -> _Answer:
     """One HTTP exchange; aiohttp's exceptions become the SDK's, returned in the answer."""
@@ -587,13 +589,10 @@ async def _send_once(
         async with session.request(
             method, url, params=params, data=data, headers=headers, timeout=timeout, proxy=proxy
         ) as resp:
-            length = resp.content_length
-            if limit is None or (
-                length is not None and length <= limit and "Content-Encoding" not in resp.headers
-            ):
-                body = await resp.read()  # the usual answer: its size is known and small
+            if cap is None or cap.surely_fits(resp.headers):
+                body = await resp.read()  # the usual answer: known to be small, not inflated
             else:
-                body = await _read_capped(resp, limit, method, url)
+                body = await _read_capped(resp, cap.limit, method, url)
             answer = _Answer(resp.status, resp.headers, body)
     except aiohttp.ClientConnectorError as exc:
         # No connection was made, so the server cannot have acted: safe to retry anything.
@@ -640,6 +639,27 @@ def _log_attempt(method: str, url: str, answer: _Answer, started: float, attempt
         method, url, answer.status, elapsed, attempt + 1,
         answer.headers.get("X-Request-Id", "-"),
     )  # fmt: skip
+
+
+class _BodyCap:
+    """The largest body a client reads (decoded), with a quick test for the usual answer."""
+
+    __slots__ = ("digits", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.digits = len(str(limit))
+
+    def surely_fits(self, headers: Mapping[str, str]) -> bool:
+        """Whether the answer's size is known, below the limit, and will not be inflated.
+
+        Compares the number of digits of ``Content-Length`` (no int parsing on every call):
+        fewer digits than the limit's is surely smaller; the rest is read as a stream.
+        """
+        length = headers.get("Content-Length")
+        return (
+            length is not None and len(length) < self.digits and "Content-Encoding" not in headers
+        )
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, url: str) -> bytes:

@@ -83,6 +83,12 @@ class RecordingServer:
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
 
+    async def _stop(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+        # Closed connections finish closing in callbacks: let them run before the loop stops.
+        await asyncio.sleep(0.05)
+
     def __enter__(self) -> RecordingServer:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
@@ -90,7 +96,7 @@ class RecordingServer:
 
     def __exit__(self, *exc: Any) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

@@ -84,6 +84,16 @@ async def test_the_body_limit_is_configurable(server: RecordingServer) -> None:
         unlimited = AsyncAgent(TOKEN, ORG, base_url=server.base_url, max_response_bytes=None)
         async with unlimited:
             assert (await unlimited.get_current_user()).id == 1
+        # Up to the limit exactly, with or without a known length, the answer is read.
+        for size in (len(big) - 1, len(big)):
+            async with AsyncAgent(
+                TOKEN, ORG, base_url=server.base_url, max_response_bytes=size
+            ) as tight:
+                if size < len(big):
+                    with pytest.raises(APIResponseValidationError):
+                        await tight.get_current_user()
+                else:
+                    assert (await tight.get_current_user()).id == 1
     with pytest.raises(ValueError, match="max_response_bytes"):
         AsyncAgent(TOKEN, ORG, max_response_bytes=0)
 
