@@ -614,10 +614,11 @@ async def _send_once(
             f"{method} {url} failed: {exc.__class__.__name__}: {exc}", method=method, url=url
         )
         return _Answer(NO_ANSWER, _NO_HEADERS, b"", error)
-    except RuntimeError:
+    except Exception:
         if not session.closed:
             raise
-        # The client was closed under this call: the caller reports it as such.
+        # The client was closed under this call; aiohttp then fails in ways of its own
+        # ("Session is closed", an assertion on its connector). The caller reports it.
         error = APIConnectionError(
             f"{method} {url}: the session was closed", method=method, url=url
         )
