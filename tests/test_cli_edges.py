@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from codegen_async import RateLimits
+from codegen_async._polling._waits import check_wait_args
 from codegen_async._validation import check_id
 from codegen_async.cli import ExitCode, main
 from codegen_async.cli._app import build_parser
@@ -186,6 +187,10 @@ def test_any_sdk_argument_check_maps_to_usage() -> None:
         check_id("repo_id", -1)
     assert is_argument_error(caught.value)
     assert describe_error(caught.value) == (ExitCode.USAGE, str(caught.value))
+    # Checks inside a package count too (the waits refuse poll_interval=inf).
+    with pytest.raises(ValueError) as caught:
+        check_wait_args(None, float("inf"))
+    assert describe_error(caught.value)[0] == ExitCode.USAGE
     with pytest.raises(TypeError):  # a ValueError of the CLI's own code is still a bug
         describe_error(ValueError("mine"))
 

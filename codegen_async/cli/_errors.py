@@ -122,10 +122,13 @@ def _retry_hint(exc: RateLimitError) -> str:
     return "retry in a minute"
 
 
-# The SDK's modules that check arguments before any request; their TypeError and
-# ValueError mean "you asked for something invalid", not "the CLI has a bug".
-_ARGUMENT_CHECKS: Final = frozenset(
-    {"codegen_async._validation", "codegen_async._config", "codegen_async._polling"}
+# The SDK's modules (and packages) that check arguments before any request; their
+# TypeError and ValueError mean "you asked for something invalid", not "the CLI has a bug".
+_ARGUMENT_CHECKS: Final = (
+    "codegen_async._validation",
+    "codegen_async._config",
+    "codegen_async._options",
+    "codegen_async._polling",
 )
 
 
@@ -141,9 +144,10 @@ def _raised_in(tb: TracebackType | None) -> str | None:
 
 def is_argument_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the SDK refusing an argument (a usage error, exit status 2)."""
-    return isinstance(exc, (TypeError, ValueError)) and (
-        _raised_in(exc.__traceback__) in _ARGUMENT_CHECKS
-    )
+    if not isinstance(exc, (TypeError, ValueError)):
+        return False
+    module = _raised_in(exc.__traceback__) or ""
+    return any(module == name or module.startswith(f"{name}.") for name in _ARGUMENT_CHECKS)
 
 
 def describe_error(exc: BaseException, *, org_id: int | None = None) -> tuple[ExitCode, str]:
