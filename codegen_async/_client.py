@@ -61,6 +61,7 @@ from .models import (
     CheckSuiteSettingsUpdate,
     CliRules,
     EditPullRequestResult,
+    FinishedRun,
     OAuthProvider,
     Organization,
     OrganizationIntegrations,
@@ -1078,7 +1079,7 @@ class AsyncAgent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Wait until an agent run has finished (completed, failed or cancelled); return it.
 
         Polls start at 0.5 s apart and back off to 5 s (1/60 and 1/6 of the ``get_run``
@@ -1149,7 +1150,7 @@ class AsyncAgent:
         progress: bool = False,
         poll_share: float = DEFAULT_POLL_SHARE,
         org_id: int | None = None,
-    ) -> dict[int, AgentRun]:
+    ) -> dict[int, FinishedRun]:
         """Wait until every run has finished; return them by id, in the order asked.
 
         One poller serves every wait of the client: it reads the run list a page (100 runs)
@@ -1201,7 +1202,7 @@ class AsyncAgent:
         progress: bool = False,
         poll_share: float = DEFAULT_POLL_SHARE,
         org_id: int | None = None,
-    ) -> AsyncIterator[AgentRun]:
+    ) -> AsyncIterator[FinishedRun]:
         """Iterate over runs as they finish, in the order the poller sees them finish.
 
         Takes the same arguments as :meth:`wait_for_runs` and shares its poller. A run that
@@ -1234,7 +1235,7 @@ class AsyncAgent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Start an agent run and wait until it has finished; return the finished run.
 
         The arguments are :meth:`run`'s, except that ``timeout`` bounds the wait (as in
@@ -1253,7 +1254,7 @@ class AsyncAgent:
             agent_type=agent_type,
             org_id=org_id,
         )
-        if run.is_terminal:
+        if _polling.is_finished(run):
             return run
         return await self.wait_for_run(
             run.id, timeout=timeout, poll_interval=poll_interval, org_id=org_id
@@ -1266,7 +1267,7 @@ class AsyncAgent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Analyse a sandbox's setup logs and wait for the analysis; return the finished run.
 
         The analysis is in ``run.result`` when ``run.status == "completed"``.
@@ -1291,7 +1292,7 @@ class AsyncAgent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Generate setup commands for a repository and wait for them; return the finished run.
 
         The commands are in ``run.result`` when ``run.status == "completed"``.

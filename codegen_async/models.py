@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import attrs
 
@@ -39,6 +39,7 @@ __all__ = [
     "CheckSuiteSettingsUpdate",
     "CliRules",
     "EditPullRequestResult",
+    "FinishedRun",
     "GithubPullRequest",
     "IntegrationStatus",
     "OAuthProvider",
@@ -407,6 +408,23 @@ class AgentRun(_Model, _HasStatus, _CreatedAt):
     def is_terminal(self) -> bool:
         """Whether the run has finished (completed, failed or cancelled)."""
         return self.status is not None and self.status.is_terminal
+
+
+if TYPE_CHECKING:
+
+    class FinishedRun(AgentRun):
+        """An :class:`AgentRun` that has finished: its ``status`` is always set.
+
+        What ``wait_for_run``, ``wait_for_runs``, ``as_completed`` and the ``*_and_wait``
+        helpers return, so ``run.status.raw`` needs no ``None`` check. At run time it is
+        :class:`AgentRun` itself (``isinstance`` and equality unchanged); only type checkers
+        see the narrower ``status``.
+        """
+
+        status: RunStatus
+
+else:
+    FinishedRun = AgentRun
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from codegen_async.models import (
     CheckSuiteSettingsUpdate,
     CliRules,
     EditPullRequestResult,
+    FinishedRun,
     OAuthProvider,
     Organization,
     OrganizationIntegrations,
@@ -636,7 +637,7 @@ class Agent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Wait until an agent run has finished (completed, failed or cancelled); return it.
 
         Polls start at 0.5 s apart and back off to 5 s (1/60 and 1/6 of the ``get_run``
@@ -697,7 +698,7 @@ class Agent:
         progress: bool = False,
         poll_share: float = 0.5,
         org_id: int | None = None,
-    ) -> dict[int, AgentRun]:
+    ) -> dict[int, FinishedRun]:
         """Wait until every run has finished; return them by id, in the order asked.
 
         One poller serves every wait of the client: it reads the run list a page (100 runs)
@@ -738,7 +739,7 @@ class Agent:
         progress: bool = False,
         poll_share: float = 0.5,
         org_id: int | None = None,
-    ) -> Iterator[AgentRun]:
+    ) -> Iterator[FinishedRun]:
         """Iterate over runs as they finish, in the order the poller sees them finish.
 
         Takes the same arguments as :meth:`wait_for_runs` and shares its poller. A run that
@@ -759,7 +760,7 @@ class Agent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Start an agent run and wait until it has finished; return the finished run.
 
         The arguments are :meth:`run`'s, except that ``timeout`` bounds the wait (as in
@@ -776,7 +777,7 @@ class Agent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Analyse a sandbox's setup logs and wait for the analysis; return the finished run.
 
         The analysis is in ``run.result`` when ``run.status == "completed"``.
@@ -796,7 +797,7 @@ class Agent:
         timeout: float | None = None,
         poll_interval: float | None = None,
         org_id: int | None = None,
-    ) -> AgentRun:
+    ) -> FinishedRun:
         """Generate setup commands for a repository and wait for them; return the finished run.
 
         The commands are in ``run.result`` when ``run.status == "completed"``.

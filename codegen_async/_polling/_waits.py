@@ -18,11 +18,11 @@ import inspect
 import math
 import warnings
 from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .._validation import check_id
 from ..errors import CodegenError, RunWaitError, RunWaitTimeoutError, WaitTimeoutError
-from ..models import AgentRun, RunStatus
+from ..models import AgentRun, FinishedRun, RunStatus
 from ._subscription import DEFAULT_POLL_SHARE, RunEvent, RunWatcher
 
 __all__ = [
@@ -36,6 +36,11 @@ __all__ = [
 
 OnUpdate = Callable[[AgentRun], Any]
 """Called with a run each time its status changes; may be a coroutine function."""
+
+
+def is_finished(run: AgentRun) -> TypeGuard[FinishedRun]:
+    """Whether ``run`` has finished; type checkers then know its ``status`` is set."""
+    return run.is_terminal
 
 
 def _positive(name: str, value: object) -> float | None:
@@ -121,7 +126,7 @@ async def wait_for_run(
     *,
     timeout: float | None = None,
     poll_interval: float | None = None,
-) -> AgentRun:
+) -> FinishedRun:
     """Wait until the run is terminal and return it (see ``AsyncAgent.wait_for_run``).
 
     The loop of :func:`watch_run` without its async generator, holding as little as it can
@@ -142,7 +147,7 @@ async def wait_for_run(
             _raise_error(event)
             run = event.run
             if run is not None:
-                if run.is_terminal:
+                if is_finished(run):
                     return run
                 last = None if run.status is None else run.status.raw
             event = run = None  # not kept while waiting for the next one
@@ -186,13 +191,13 @@ class _Completion:
     def __init__(self, run_ids: list[int], on_update: OnUpdate | None, progress: bool) -> None:
         self.run_ids = run_ids
         self.pending = set(run_ids)
-        self.finished: dict[int, AgentRun] = {}
+        self.finished: dict[int, FinishedRun] = {}
         self.errors: dict[int, CodegenError] = {}
         self._last: dict[int, RunStatus | None] = {}
         self._on_update = on_update
         self._bar = _Progress(len(run_ids)) if progress else None
 
-    async def take(self, event: RunEvent) -> AgentRun | None:
+    async def take(self, event: RunEvent) -> FinishedRun | None:
         """Account for one event; the run when it is one that just finished."""
         if event.fatal:
             _raise_error(event)
@@ -207,7 +212,7 @@ class _Completion:
         if run_id not in self._last or self._last[run_id] != run.status:
             self._last[run_id] = run.status
             await self._updated(run)
-        if not run.is_terminal:
+        if not is_finished(run):
             return None
         self.pending.discard(run_id)
         self.finished[run_id] = run
@@ -263,7 +268,7 @@ async def as_completed(
     on_update: OnUpdate | None = None,
     progress: bool = False,
     poll_share: float = DEFAULT_POLL_SHARE,
-) -> AsyncGenerator[AgentRun, None]:
+) -> AsyncGenerator[FinishedRun, None]:
     """Yield each run as it finishes (see ``AsyncAgent.as_completed``)."""
     run_ids = _run_ids(agent_run_ids)
     timeout, poll_interval, share = check_wait_args(timeout, poll_interval, poll_share)
@@ -301,10 +306,10 @@ async def wait_for_runs(
     on_update: OnUpdate | None = None,
     progress: bool = False,
     poll_share: float = DEFAULT_POLL_SHARE,
-) -> dict[int, AgentRun]:
+) -> dict[int, FinishedRun]:
     """Wait until every run is terminal (see ``AsyncAgent.wait_for_runs``)."""
     run_ids = _run_ids(agent_run_ids)
-    finished: dict[int, AgentRun] = {}
+    finished: dict[int, FinishedRun] = {}
     stream = as_completed(
         poller,
         org_id,

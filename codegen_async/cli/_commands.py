@@ -15,7 +15,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -171,7 +171,7 @@ def _exit_for(runs: Sequence[AgentRun]) -> int:
 
 async def _wait(
     ctx: Context, agent: AsyncAgent, run_ids: Sequence[int], *, title: str
-) -> dict[int, AgentRun]:
+) -> Mapping[int, AgentRun]:
     with run_board(ctx.output, run_ids, title=title) as board:
         return await agent.wait_for_runs(
             run_ids,
