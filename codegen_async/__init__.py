@@ -12,6 +12,7 @@ from ._config import Timeout
 from ._endpoints import ENDPOINTS, Endpoint, Quota
 from ._network import InsecureTLSWarning
 from ._ratelimit import RateLimits
+from ._raw import AsyncRawResponses, RawResponse
 from ._transport import TransportStats
 from ._version import __version__
 from .errors import (
@@ -72,6 +73,7 @@ __all__ = [
     "AgentRunWithLogs",
     "AnalyzeLogsResponse",
     "AsyncAgent",
+    "AsyncRawResponses",
     "AuthenticationError",
     "BadRequestError",
     "CheckSuiteSettings",
@@ -98,6 +100,7 @@ __all__ = [
     "Quota",
     "RateLimitError",
     "RateLimits",
+    "RawResponse",
     "Repository",
     "RunStatus",
     "RunWaitError",

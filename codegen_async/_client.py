@@ -35,6 +35,7 @@ from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
 from ._polling import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
 from ._ratelimit import RateLimits
+from ._raw import AsyncRawResponses, RawTransport
 from ._transport import Transport, TransportStats
 from ._validation import (
     check_choice,
@@ -222,6 +223,24 @@ class AsyncAgent:
         clone._transport = self._transport.derive(clone._config)
         clone._run_poller = self._poller()  # one poller for the client and its copies
         return clone
+
+    @property
+    def with_raw_response(self) -> AsyncRawResponses:
+        """Every one-request method, returning the HTTP answer itself (a ``RawResponse``).
+
+        ``raw = agent.with_raw_response.get_run(run_id)`` (awaited on ``AsyncAgent``)
+        gives ``raw.status_code``, ``raw.headers`` (case-insensitive), ``raw.request_id``,
+        ``raw.elapsed`` (seconds), ``raw.content`` / ``raw.text`` / ``raw.json()``, and
+        ``raw.parse()``: the ``AgentRun`` that ``get_run`` returns. Error statuses raise as
+        usual. It shares this client's session, limiters and settings (``with_options``
+        first for others). Methods that make many requests (waiting, ``iter_*``) have no
+        raw form.
+        """
+        clone = object.__new__(type(self))
+        clone._config = self._config
+        clone._transport = self._transport.derive(self._config, kind=RawTransport)
+        clone._run_poller = self._run_poller
+        return AsyncRawResponses(clone)
 
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Safe to call more than once."""

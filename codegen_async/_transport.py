@@ -190,10 +190,19 @@ class Transport:
         self._body_cap = None if limit is None else _BodyCap(limit)
         self._rng = random.Random()
 
-    def derive(self, config: ClientConfig, rate_limits: RateLimits | None = None) -> Transport:
-        """A transport with other settings sharing this one's session, limiters and stats."""
+    def derive(
+        self,
+        config: ClientConfig,
+        rate_limits: RateLimits | None = None,
+        kind: type[Transport] | None = None,
+    ) -> Transport:
+        """A transport with other settings sharing this one's session, limiters and stats.
+
+        ``kind`` makes another sort of transport (the raw one); default: this one's.
+        """
         limits = self.rate_limits if rate_limits is None else rate_limits
-        return Transport(config, limits, backend=self.backend, shared=self._shared)
+        cls = type(self) if kind is None else kind
+        return cls(config, limits, backend=self.backend, shared=self._shared)
 
     def __repr__(self) -> str:
         return f"<Transport {self.config.base_url} closed={self._shared.closed}>"

@@ -13,6 +13,7 @@ import codegen_async
 from codegen_async import *  # noqa: F403 - re-export the core's public names
 
 from ._agent import Agent
+from ._raw import RawResponses
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "RawResponses"]
 __all__ += codegen_async.__all__

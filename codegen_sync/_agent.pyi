@@ -32,6 +32,7 @@ from codegen_async.models import (
     SourceType,
     User,
 )
+from codegen_sync import RawResponses
 
 __all__ = ["Agent"]
 
@@ -137,6 +138,19 @@ class Agent:
             default_headers: Headers added to this client's (same name: the new value).
 
         ``None`` keeps this client's value.
+        """
+
+    @property
+    def with_raw_response(self) -> RawResponses:
+        """Every one-request method, returning the HTTP answer itself (a ``RawResponse``).
+
+        ``raw = agent.with_raw_response.get_run(run_id)`` (awaited on ``AsyncAgent``)
+        gives ``raw.status_code``, ``raw.headers`` (case-insensitive), ``raw.request_id``,
+        ``raw.elapsed`` (seconds), ``raw.content`` / ``raw.text`` / ``raw.json()``, and
+        ``raw.parse()``: the ``AgentRun`` that ``get_run`` returns. Error statuses raise as
+        usual. It shares this client's session, limiters and settings (``with_options``
+        first for others). Methods that make many requests (waiting, ``iter_*``) have no
+        raw form.
         """
 
     @property

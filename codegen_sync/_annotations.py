@@ -8,6 +8,7 @@ One rule, used both at run time (the derived methods' ``__signature__`` and
   ``AbstractContextManager[T]``;
 - a top-level ``Awaitable[T]`` or ``Coroutine[A, B, T]`` (a plain method that returns an
   awaitable) becomes ``T``;
+- ``AsyncRawResponses`` (the ``with_raw_response`` view) becomes ``RawResponses``;
 - everything else is left as written.
 
 Annotations are handled as source text (the async client uses postponed evaluation,
@@ -22,21 +23,27 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ._raw import RawResponses
+
 __all__ = ["SYNC_NAMES", "SYNC_NAME_MODULES", "names_in", "sync_annotation"]
 
 # Async name -> the name that replaces it.
 _ITERATORS: Final = frozenset({"AsyncIterator", "AsyncIterable", "AsyncGenerator"})
 _CONTEXT_MANAGERS: Final = frozenset({"AbstractAsyncContextManager", "AsyncContextManager"})
 _AWAITABLES: Final = frozenset({"Awaitable", "Coroutine"})
+# Views of the async client with a blocking twin class in codegen_sync (``with_raw_response``).
+_VIEWS: Final = {"AsyncRawResponses": "RawResponses"}
 
 # The names a rewritten annotation may introduce, their objects and where they come from.
 SYNC_NAMES: Final[Mapping[str, Any]] = {
     "Iterator": collections.abc.Iterator,
     "AbstractContextManager": contextlib.AbstractContextManager,
+    "RawResponses": RawResponses,
 }
 SYNC_NAME_MODULES: Final[Mapping[str, str]] = {
     "Iterator": "collections.abc",
     "AbstractContextManager": "contextlib",
+    "RawResponses": "codegen_sync",
 }
 
 
@@ -63,6 +70,8 @@ class _ToSync(ast.NodeTransformer):
             return ast.copy_location(ast.Name("Iterator", ast.Load()), node)
         if name in _CONTEXT_MANAGERS:
             return ast.copy_location(ast.Name("AbstractContextManager", ast.Load()), node)
+        if name in _VIEWS:
+            return ast.copy_location(ast.Name(_VIEWS[name], ast.Load()), node)
         return node
 
     def visit_Name(self, node: ast.Name) -> ast.AST:

@@ -468,6 +468,15 @@ _METHOD_MAKERS: Final[dict[Twin, Callable[[Callable[..., Any]], Callable[..., An
 
 
 def _forwarded_property(name: str, prop: property) -> property:
+    returns = (getattr(prop.fget, "__annotations__", {}) or {}).get("return")
+    view = SYNC_NAMES.get(sync_annotation(returns)) if isinstance(returns, str) else None
+    if view is not None and prop.fset is None:
+        # A view of the async client with a blocking twin class (``with_raw_response``).
+        def make_view(self: SyncClient) -> Any:
+            return view(self)
+
+        return property(make_view, None, None, prop.__doc__)
+
     def fget(self: SyncClient) -> Any:
         return getattr(self._state.client, name)
 
