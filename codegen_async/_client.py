@@ -159,10 +159,15 @@ class AsyncAgent:
             deadline=deadline,
             default_headers=default_headers,
             max_response_bytes=max_response_bytes,
-            network=resolve_network(
-                proxy=proxy, trust_env=trust_env, ssl=ssl, connection_limit=connection_limit
-            ),
         )
+        network = resolve_network(
+            proxy=proxy,
+            trust_env=trust_env,
+            ssl=ssl,
+            connection_limit=connection_limit,
+            base_url=self._config.base_url,
+        )
+        self._config = attrs.evolve(self._config, network=network)
         configure_from_env(secret=self._config.token)  # CODEGEN_LOG=debug|info
         if rate_limits is None:
             limits = RateLimits.documented(scale=env_rate_limit_scale())

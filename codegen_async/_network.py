@@ -1,24 +1,31 @@
 """How a client reaches the API: proxy, TLS verification, connection pool size.
 
 Defaults follow what requests and httpx users expect: the standard environment is honoured
-(``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` through aiohttp's
-``trust_env``, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` through OpenSSL's default paths) unless
-``trust_env=False``. An explicit ``proxy=`` wins over the environment; ``ssl=`` takes an
-``SSLContext``, a CA bundle (file or directory), or ``False`` (verification off, with a
-warning). Everything is resolved once, when the client is made; the session is built
-from it on first use, so a plain call pays nothing per request.
+(``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY``, ``SSL_CERT_FILE`` /
+``SSL_CERT_DIR`` through OpenSSL's default paths) unless ``trust_env=False``. An explicit
+``proxy=`` wins over the environment; ``ssl=`` takes an ``SSLContext``, a CA bundle (file or
+directory), or ``False`` (verification off, with a warning).
+
+Everything is resolved once, when the client is made: every request goes to the one base
+URL, so its proxy is looked up then (``urllib.request``'s reading of the environment),
+and the session gets it per request. aiohttp's own ``trust_env=True`` is not used: it reads
+``~/.netrc`` in a worker thread on every request (a thread hop on the hot path), and a
+matching netrc entry makes every call fail ("Cannot combine AUTHORIZATION header with AUTH
+argument").
 """
 
 from __future__ import annotations
 
 import os
 import ssl as _ssl
+import urllib.request
 import warnings
 from typing import Any, Final, Union
 from urllib.parse import urlsplit
 
 import attrs
 
+from ._logging import log
 from .errors import ConfigurationError
 
 __all__ = [
@@ -49,7 +56,7 @@ class NetworkConfig:
 
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``aiohttp.ClientSession`` beyond the connector."""
-        return {"trust_env": self.trust_env}
+        return {"trust_env": False}  # the environment was read once, see the module note
 
     def connector_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``aiohttp.TCPConnector``."""
@@ -62,16 +69,36 @@ def resolve_network(
     trust_env: bool,
     ssl: SSLArg,
     connection_limit: int | None,
+    base_url: str,
 ) -> NetworkConfig:
-    """Check the network arguments; raise ``ConfigurationError`` naming the bad one."""
+    """Check the network arguments; raise ``ConfigurationError`` naming the bad one.
+
+    Without ``proxy``, and with ``trust_env``, the environment's proxy for ``base_url``.
+    """
     if not isinstance(trust_env, bool):
         raise ConfigurationError(f"trust_env must be True or False, got {trust_env!r}")
+    if proxy is None and trust_env:
+        proxy = _env_proxy(base_url)
     return NetworkConfig(
         proxy=_check_proxy(proxy),
         trust_env=trust_env,
         ssl=_ssl_setting(ssl, trust_env),
         connection_limit=_check_limit(connection_limit),
     )
+
+
+def _env_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url`` (``NO_PROXY`` honoured), if any."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(base_url)
+    host = parts.netloc.rpartition("@")[2]
+    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+        return None
+    found = proxies.get(parts.scheme) or proxies.get("all")
+    if found and urlsplit(found).scheme not in ("http", "https"):
+        log.warning("ignoring the environment's proxy for %s: only http(s) proxies", parts.scheme)
+        return None
+    return found or None
 
 
 def _check_proxy(proxy: str | None) -> str | None:

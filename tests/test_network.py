@@ -142,7 +142,9 @@ async def test_the_async_pool_has_the_limit(emu: EmulatorThread) -> None:
         session = agent._transport._shared.session
         assert session is not None and session.connector is not None
         assert session.connector.limit == 3
-        assert session.trust_env is True
+        # The environment is read once when the client is made; aiohttp's own trust_env
+        # would read ~/.netrc in a thread on every request.
+        assert session.trust_env is False
     with Agent(**emu.client_kwargs(connection_limit=3, trust_env=False)) as blocking:
         blocking.get_current_user()
         network = blocking._state.client._transport.config.network
@@ -180,3 +182,30 @@ def test_the_blocking_client_refuses_a_session() -> None:
     finally:
         loop.run_until_complete(session.close())
         loop.close()
+
+
+@KINDS
+async def test_a_netrc_entry_does_not_break_calls(
+    kind: str, emu: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    async with me(kind, emu):  # aiohttp's trust_env=True: "Cannot combine AUTHORIZATION..."
+        pass
+
+
+def test_an_unsupported_proxy_in_the_environment_is_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", "socks5://proxy:1080")
+    agent = AsyncAgent(token="sk-test-0123456789", org_id=1, base_url="https://api.example.test")
+    assert agent._config.network.proxy is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy:3128")
+    agent = AsyncAgent(token="sk-test-0123456789", org_id=1, base_url="https://api.example.test")
+    assert agent._config.network.proxy == "http://user:pw@proxy:3128"
+    assert "pw" not in repr(agent._config)
+    monkeypatch.setenv("NO_PROXY", ".example.test")
+    agent = AsyncAgent(token="sk-test-0123456789", org_id=1, base_url="https://api.example.test")
+    assert agent._config.network.proxy is None
