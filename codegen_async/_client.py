@@ -33,8 +33,14 @@ from ._logging import configure_from_env
 from ._network import resolve_network
 from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
-from ._polling import DEFAULT_POLL_SHARE, ClientRunSource, RunPoller
-from ._ratelimit import RateLimits
+from ._polling import (
+    DEFAULT_POLL_SHARE,
+    ClientRunSource,
+    FleetSettings,
+    FleetWatcher,
+    RunPoller,
+)
+from ._ratelimit import REGISTRY, RateLimits, credential_fingerprint
 from ._raw import AsyncRawResponses, RawTransport
 from ._transport import Transport, TransportStats
 from ._validation import (
@@ -117,6 +123,10 @@ class AsyncAgent:
             directory), or ``False`` to turn verification off (warns with
             ``InsecureTLSWarning``). Default: the system's CAs.
         connection_limit: Most connections open at once (default 100).
+        fleet_polling: Share run watching with every process on this token through the
+            Redis rate-limit backend (one process polls, all receive; see README
+            "Fleets"). Default: on when ``rate_limit_backend`` is Redis; ``False`` makes
+            this client poll on its own.
 
     Every method also takes, by keyword: ``timeout=`` (one attempt), ``deadline=`` (the
     whole call), ``extra_headers=``, ``extra_query=`` and, where the operation has a body,
@@ -146,6 +156,7 @@ class AsyncAgent:
         trust_env: bool = True,
         ssl: SSLContext | str | PathLike[str] | bool | None = None,
         connection_limit: int | None = None,
+        fleet_polling: bool | None = None,
     ) -> None:
         token = redact(token)  # hidden from tracebacks that show local variables
         self._config = resolve_config(
@@ -176,6 +187,9 @@ class AsyncAgent:
         self._transport = Transport(
             self._config, limits, backend=self._config.rate_limit_backend, session=session
         )
+        if fleet_polling is not None and not isinstance(fleet_polling, bool):
+            raise TypeError(f"fleet_polling must be a bool or None, got {fleet_polling!r}")
+        self._fleet_polling = fleet_polling is not False
 
     # --- lifecycle and settings --------------------------------------------------------
     async def __aenter__(self) -> AsyncAgent:
@@ -227,6 +241,7 @@ class AsyncAgent:
         clone._config = attrs.evolve(config, **changes) if changes else config
         clone._transport = self._transport.derive(clone._config)
         clone._run_poller = self._poller()  # one poller for the client and its copies
+        clone._run_watcher = self._watcher()
         return clone
 
     @property
@@ -249,6 +264,8 @@ class AsyncAgent:
 
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Safe to call more than once."""
+        if self._run_watcher is not None and self._run_watcher is not self._run_poller:
+            await self._run_watcher.aclose()
         if self._run_poller is not None:
             await self._run_poller.aclose()
         await self._transport.aclose()
@@ -1092,6 +1109,27 @@ class AsyncAgent:
             self._run_poller = RunPoller(ClientRunSource(self, self._fetch_json))
         return self._run_poller
 
+    _run_watcher: RunPoller | FleetWatcher | None = None
+
+    def _watcher(self) -> RunPoller | FleetWatcher:
+        """Who the waits subscribe to: the fleet's watcher over Redis, or the own poller."""
+        if self._run_watcher is None:
+            backend = None
+            if self._fleet_polling:
+                backend = REGISTRY.redis_backend(self._config.rate_limit_backend)
+            if backend is None:
+                self._run_watcher = self._poller()
+            else:
+                source = self._poller().source
+                self._run_watcher = FleetWatcher(
+                    self._poller(),
+                    source,
+                    backend,
+                    credential_fingerprint(self._config.token),
+                    FleetSettings.for_window(source.quota("get_run").window),
+                )
+        return self._run_watcher
+
     def _fetch_json(self, endpoint: Endpoint, values: Mapping[str, object]) -> Awaitable[Any]:
         # The run source's seam (``_polling.FetchJson``): a request, answered undecoded.
         return self._call(endpoint, values)
@@ -1131,7 +1169,7 @@ class AsyncAgent:
         """
         org = self._org(org_id)
         return await _polling.wait_for_run(
-            self._poller(), org, agent_run_id, timeout=timeout, poll_interval=poll_interval
+            self._watcher(), org, agent_run_id, timeout=timeout, poll_interval=poll_interval
         )
 
     def watch_run(
@@ -1161,7 +1199,7 @@ class AsyncAgent:
         check_id("agent_run_id", agent_run_id)
         _polling.check_wait_args(timeout, poll_interval)
         return _polling.watch_run(
-            self._poller(), org, agent_run_id, timeout=timeout, poll_interval=poll_interval
+            self._watcher(), org, agent_run_id, timeout=timeout, poll_interval=poll_interval
         )
 
     async def wait_for_runs(
@@ -1206,7 +1244,7 @@ class AsyncAgent:
         """
         org = self._org(org_id)
         return await _polling.wait_for_runs(
-            self._poller(),
+            self._watcher(),
             org,
             agent_run_ids,
             timeout=timeout,
@@ -1237,7 +1275,7 @@ class AsyncAgent:
         org = self._org(org_id)
         _polling.check_wait_args(timeout, poll_interval, poll_share)
         return _polling.as_completed(
-            self._poller(),
+            self._watcher(),
             org,
             agent_run_ids,
             timeout=timeout,

@@ -84,6 +84,10 @@ class Agent:
             directory), or ``False`` to turn verification off (warns with
             ``InsecureTLSWarning``). Default: the system's CAs.
         connection_limit: Most connections open at once (default 100).
+        fleet_polling: Share run watching with every process on this token through the
+            Redis rate-limit backend (one process polls, all receive; see README
+            "Fleets"). Default: on when ``rate_limit_backend`` is Redis; ``False`` makes
+            this client poll on its own.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class Agent:
         trust_env: bool = True,
         ssl: SSLContext | str | PathLike[str] | bool | None = None,
         connection_limit: int | None = None,
+        fleet_polling: bool | None = None,
     ) -> None: ...
     def __enter__(self) -> Agent: ...
     def __exit__(

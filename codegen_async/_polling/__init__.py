@@ -12,6 +12,8 @@ The package is one feature in five modules, each with one role, imported in this
 * ``_tracking``: one watched run's state (:class:`TrackedRun`), changed only by named
   transitions, and one organization's list (:class:`OrgLists`).
 * ``_engine``: the poller (:class:`RunPoller`): subscriptions, pacing, sending, delivering.
+* ``_fleet``: the same waits shared by every process on a token through Redis
+  (:class:`FleetWatcher`): one leader's poller, the others read what it publishes.
 * ``_waits``: the bodies of ``AsyncAgent.wait_for_run``, ``watch_run``, ``wait_for_runs``
   and ``as_completed``, written against :class:`RunWatcher`.
 
@@ -19,6 +21,7 @@ Only the names below leave the package; ``_client`` reads nothing else.
 """
 
 from ._engine import RunPoller, full_sweep_seconds, quota_rate
+from ._fleet import FleetSettings, FleetWatcher
 from ._source import ClientRunSource, RunClient, RunPage, RunSource, parse_run_page
 from ._subscription import DEFAULT_POLL_SHARE, RunEvent, RunWatcher, Subscription
 from ._waits import (
@@ -34,6 +37,8 @@ from ._waits import (
 __all__ = [
     "DEFAULT_POLL_SHARE",
     "ClientRunSource",
+    "FleetSettings",
+    "FleetWatcher",
     "OnUpdate",
     "RunClient",
     "RunEvent",

@@ -143,6 +143,11 @@ class RunPoller:
 
     # --- subscriptions ---------------------------------------------------------------
     @property
+    def source(self) -> RunSource:
+        """Where this poller's runs come from."""
+        return self._source
+
+    @property
     def tracked(self) -> int:
         """How many runs are being polled."""
         return len(self._tracked)
@@ -159,15 +164,17 @@ class RunPoller:
         *,
         poll_interval: float | None = None,
         share: float = DEFAULT_POLL_SHARE,
+        sink: Callable[[RunEvent], None] | None = None,
     ) -> Subscription:
         """Start watching runs; their status changes are delivered to the subscription.
 
         A run already watched for another caller is shared, and its last known state is
         delivered at once. Costs O(number of runs), whatever else is being watched.
+        ``sink`` makes the subscription a relay: each event is handed to it at once.
         """
         if self._closed:
             raise RuntimeError("this client is closed; create a new one")
-        sub = Subscription(org_id, run_ids, poll_interval, share)
+        sub = Subscription(org_id, run_ids, poll_interval, share, sink)
         now = self._now()
         if org_id not in self._orgs:
             self._orgs[org_id] = OrgLists(org_id)

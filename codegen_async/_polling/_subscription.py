@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Final, Protocol
 
@@ -64,6 +64,7 @@ class Subscription:
 
     __slots__ = (
         "_events",
+        "_sink",
         "_timer",
         "_waiter",
         "org_id",
@@ -74,7 +75,12 @@ class Subscription:
     )
 
     def __init__(
-        self, org_id: int, run_ids: Iterable[int], poll_interval: float | None, share: float
+        self,
+        org_id: int,
+        run_ids: Iterable[int],
+        poll_interval: float | None,
+        share: float,
+        sink: Callable[[RunEvent], None] | None = None,
     ) -> None:
         self.org_id = org_id
         self.run_ids: tuple[int, ...] = tuple(dict.fromkeys(run_ids))
@@ -84,12 +90,16 @@ class Subscription:
         self._events: deque[RunEvent] | None = None
         self._waiter: asyncio.Future[RunEvent | None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._sink = sink  # a relay: events go to it instead of a reader
 
     def __repr__(self) -> str:
         return f"<Subscription org={self.org_id} runs={len(self.run_ids)} pending={self.pending}>"
 
     def deliver(self, event: RunEvent) -> None:
         """Hand an event to the waiting reader, or keep it for the next :meth:`get`."""
+        if self._sink is not None:
+            self._sink(event)
+            return
         waiter = self._waiter
         if waiter is not None:
             self.close()

@@ -206,6 +206,15 @@ class LimiterRegistry:
             backend = self._backends[url] = RedisBackend(url)
         return backend
 
+    def redis_backend(self, backend: str | None) -> RedisBackend | None:
+        """The shared Redis connections of ``backend`` (``None`` for in-process memory),
+        for other process-wide features on the same server (fleet-wide run watching)."""
+        url = parse_backend(backend)
+        if url is None:
+            return None
+        with self._lock:
+            return self._backend_locked(url)
+
     def attach(self, backend: str | None, owner: object) -> bool:
         """``owner`` (a client) starts using ``backend`` in the running loop; ``True`` if
         it must :meth:`detach` when it closes (only Redis keeps per-loop connections).

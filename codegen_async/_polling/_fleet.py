@@ -1,0 +1,479 @@
+"""Fleet-wide run watching: every process on one token shares one poller, through Redis.
+
+With a Redis rate-limit backend, each process still runs its own waits, but not its own
+polling. A :class:`FleetWatcher` (the client's :class:`RunWatcher` then) does this, in one
+background task per process while it has waits:
+
+* **Watched runs**: a sorted set ``watch`` of ``"org:run"`` scored by an expiry time, which
+  each process pushes forward for the runs it waits on (every ``ttl / 3``). A run nobody
+  waits on any more drops out by itself.
+* **Leader**: one process holds the ``lease`` key (``SET NX PX``, renewed every
+  ``lease / 3`` with a compare-and-expire script). It runs the client's ordinary poller
+  (``_engine.RunPoller``, paced within ``poll_share`` of the quota, through the shared
+  Redis limiter) over every watched run, with *relay* subscriptions: what it sees goes to
+  Redis, not to a local wait. When the lease lapses (the leader was killed), the next
+  process to look takes it, within about one lease period.
+* **Updates**: the leader writes each status change as ``last:org:run`` (kept an hour) and
+  appends it to the stream ``updates``; every process reads the stream (``XREAD BLOCK``)
+  and delivers to its own waits. A wait that starts late reads ``last:`` first; and every
+  ``ttl / 3`` each process re-reads ``last:`` for all its runs, so an update missed in a
+  gap (a reconnect, a trimmed stream, a leader killed between the write and the append)
+  still arrives. A run whose poll ended in an error (404, a malformed answer) is marked so,
+  and each waiting process reads that run itself, to raise the client's own typed error.
+* **Fallback**: when Redis fails, the process logs one warning and polls its own runs with
+  its own poller until its waits end (the next wait tries Redis again).
+
+Keys: ``codegen_async:fleet:{<token fingerprint>}:...``, never the token itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final
+
+from .._converter import ResponseShapeError, structure, unstructure
+from ..errors import CodegenError
+from ..models import AgentRun
+from ._engine import RunPoller
+from ._source import RunSource
+from ._subscription import DEFAULT_POLL_SHARE, RunEvent, Subscription
+
+if TYPE_CHECKING:
+    from .._ratelimit.redis import RedisBackend
+
+__all__ = ["FLEET_PREFIX", "FleetSettings", "FleetWatcher"]
+
+log = logging.getLogger("codegen_async.polling")
+
+FLEET_PREFIX: Final = "codegen_async:fleet:"
+STREAM_LENGTH: Final = 10_000
+"""Entries the update stream keeps (approximately); older ones are read from ``last:``."""
+BLOCK_MS: Final = 50
+"""Longest read of the stream: a new wait is registered within this (20 reads a second)."""
+LAST_TTL_MS: Final = 3_600_000
+"""How long a run's last status is kept for waits that start late (one hour)."""
+
+_RENEW_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_DROP_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class FleetSettings:
+    """Timing of the fleet: ``lease`` seconds a leader holds its lease between renewals.
+
+    Everything else follows from it: the lease is renewed every ``lease / 3``, the stream
+    is read in blocks of ``lease / 4``, and a watched run stays in the set ``ttl`` seconds
+    (10 leases, at least 10 s) after its process last said it waits on it.
+    """
+
+    def __init__(self, lease: float) -> None:
+        if not 0 < lease < 3600:
+            raise ValueError(f"lease must be in (0, 3600) seconds, got {lease!r}")
+        self.lease = lease
+        self.ttl = max(10 * lease, 10.0)
+
+    @classmethod
+    def for_window(cls, window: float) -> FleetSettings:
+        """A tenth of the ``get_run`` quota window (3 s documented), within 0.5-5 s."""
+        return cls(min(max(window / 10, 0.5), 5.0))
+
+
+def _member(org_id: int, run_id: int) -> str:
+    return f"{org_id}:{run_id}"
+
+
+def _parse_member(member: bytes | str) -> tuple[int, int] | None:
+    text = member.decode() if isinstance(member, bytes) else member
+    org, _, run = text.partition(":")
+    try:
+        return int(org), int(run)
+    except ValueError:
+        return None
+
+
+def _decode_run(raw: bytes | str | None) -> AgentRun | bool | None:
+    """A stored status: the run, ``True`` for "its poll failed", ``None`` for nothing."""
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if text == "!":
+        return True
+    try:
+        run: AgentRun = structure(json.loads(text), AgentRun)
+    except (ValueError, ResponseShapeError):
+        return True  # unreadable: the waiter reads the run itself
+    return run
+
+
+class FleetWatcher:
+    """A :class:`RunWatcher` shared by every process on one token through Redis.
+
+    Args:
+        engine: This process's poller: it polls for the fleet while this process leads,
+            and for this process alone while Redis is unreachable.
+        source: Where runs come from (to read a run whose fleet poll failed).
+        backend: The Redis connections of the client's rate-limit backend.
+        fingerprint: One-way name of the token (the keys' hash tag).
+        settings: The lease and expiry timing.
+    """
+
+    def __init__(
+        self,
+        engine: RunPoller,
+        source: RunSource,
+        backend: RedisBackend,
+        fingerprint: str,
+        settings: FleetSettings,
+    ) -> None:
+        self._engine = engine
+        self._source = source
+        self._backend = backend
+        self._settings = settings
+        base = f"{FLEET_PREFIX}{{{fingerprint}}}:"
+        self._lease_key = base + "lease"
+        self._watch_key = base + "watch"
+        self._stream_key = base + "updates"
+        self._last_prefix = base + "last:"
+        self.peer = uuid.uuid4().hex[:16]
+        self._subs: dict[tuple[int, int], list[Subscription]] = {}
+        self._new: set[tuple[int, int]] = set()  # to register and look up in last:
+        self._relays: dict[tuple[int, int], Subscription] = {}  # the engine's, leader or local
+        self._outbox: list[tuple[tuple[int, int], str, bool]] = []  # key, payload, final
+        self._seen: dict[tuple[int, int], str | None] = {}  # last status delivered (raw)
+        self._reads: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._leading = False
+        self._local = False  # Redis failed: this process polls its own runs
+        self._warned = False
+        self._closed = False
+        self._stream_id = "0-0"
+
+    def __repr__(self) -> str:
+        role = "local" if self._local else "leader" if self._leading else "follower"
+        return f"<FleetWatcher {role} runs={len(self._subs)}>"
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process polls for the fleet now."""
+        return self._leading
+
+    @property
+    def local(self) -> bool:
+        """Whether this process polls its own runs (Redis was unreachable)."""
+        return self._local
+
+    # --- RunWatcher ---------------------------------------------------------------------
+    def subscribe(
+        self,
+        org_id: int,
+        run_ids: Iterable[int],
+        *,
+        poll_interval: float | None = None,
+        share: float = DEFAULT_POLL_SHARE,
+    ) -> Subscription:
+        """Watch runs through the fleet; same contract as ``RunPoller.subscribe``."""
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
+        sub = Subscription(org_id, run_ids, poll_interval, share)
+        for run_id in sub.run_ids:
+            key = (org_id, run_id)
+            subs = self._subs.get(key)
+            if subs is None:
+                subs = self._subs[key] = []
+                self._new.add(key)
+                if self._local:
+                    self._relay(key)
+            subs.append(sub)
+        self._ensure_running()
+        return sub
+
+    async def release(self, sub: Subscription) -> None:
+        """Stop watching a subscription's runs (they expire from the fleet's set)."""
+        sub.close()
+        for run_id in sub.run_ids:
+            key = (sub.org_id, run_id)
+            subs = self._subs.get(key)
+            if subs is None:
+                continue
+            with contextlib.suppress(ValueError):
+                subs.remove(sub)
+            if not subs:
+                self._forget(key)
+        if not self._subs:
+            await self._stop()
+
+    async def aclose(self) -> None:
+        """End every wait with an error and stop (the client is closing)."""
+        self._closed = True
+        error = RuntimeError("the client was closed while waiting for agent runs")
+        for subs in list(self._subs.values()):
+            for sub in subs:
+                sub.deliver(RunEvent(-1, error=error, fatal=True))
+        self._subs.clear()
+        await self._stop()
+
+    # --- delivering -----------------------------------------------------------------------
+    def _deliver(self, key: tuple[int, int], event: RunEvent) -> None:
+        subs = self._subs.get(key)
+        if not subs:
+            return
+        finished = event.error is not None or (event.run is not None and event.run.is_terminal)
+        for sub in list(subs):
+            sub.deliver(event)
+        if finished:
+            self._forget(key)
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        self._subs.pop(key, None)
+        self._seen.pop(key, None)
+        self._new.discard(key)
+        relay = self._relays.pop(key, None)
+        if relay is not None and self._local:
+            self._spawn(self._engine.release(relay))
+
+    def _received(self, key: tuple[int, int], stored: AgentRun | bool | None) -> None:
+        """A status read from Redis (stream or ``last:``) for a run this process waits on."""
+        if stored is None or key not in self._subs:
+            return
+        if stored is True:
+            self._spawn(self._read_myself(key))
+        elif isinstance(stored, AgentRun):
+            raw = None if stored.status is None else stored.status.raw
+            if key in self._seen and self._seen[key] == raw and not stored.is_terminal:
+                return  # the same status again (a re-read of last:)
+            self._seen[key] = raw
+            self._deliver(key, RunEvent(key[1], run=stored))
+
+    async def _read_myself(self, key: tuple[int, int]) -> None:
+        """The fleet's poll of this run failed: read it here, for the client's own error."""
+        try:
+            run = await self._source.get_run(*key)
+        except CodegenError as exc:
+            self._deliver(key, RunEvent(key[1], error=exc))
+            return
+        self._deliver(key, RunEvent(key[1], run=run))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    # --- the engine's relays (leader: to Redis; local: to the waits) ---------------------
+    def _relay(self, key: tuple[int, int]) -> None:
+        if key in self._relays:
+            return
+        self._relays[key] = self._engine.subscribe(
+            key[0], (key[1],), sink=lambda event: self._relayed(key, event)
+        )
+
+    def _relayed(self, key: tuple[int, int], event: RunEvent) -> None:
+        if event.fatal and self._local:
+            self._deliver(key, event)
+            return
+        final = event.error is not None or (event.run is not None and event.run.is_terminal)
+        if final:
+            self._relays.pop(key, None)  # the engine ends this subscription itself
+        if self._local:
+            self._deliver(key, event)
+            return
+        payload = "!" if event.run is None else json.dumps(unstructure(event.run))
+        self._outbox.append((key, payload, final))
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _drop_relays(self) -> None:
+        relays, self._relays = list(self._relays.values()), {}
+        for relay in relays:
+            await self._engine.release(relay)
+
+    # --- the background task ------------------------------------------------------------
+    def _ensure_running(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._main(), name="codegen-async fleet watcher"
+            )
+
+    async def _stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for read in list(self._reads):
+            read.cancel()
+        if self._reads:
+            await asyncio.gather(*self._reads, return_exceptions=True)
+        if self._task is None:  # no wait started meanwhile
+            await self._drop_relays()
+            self._local = False
+
+    async def _main(self) -> None:
+        self._backend.attach(self)
+        try:
+            await self._shared()
+        except asyncio.CancelledError:
+            raise
+        except self._backend.errors as exc:
+            self._fall_back(exc)
+            await self._wait_locally()
+        finally:
+            with contextlib.suppress(*self._backend.errors):
+                await self._resign()
+            await self._backend.detach(self)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        if not self._warned:
+            log.warning(
+                "fleet run watching: Redis is unreachable (%s); this process polls its own "
+                "runs until its waits end",
+                type(exc).__name__,
+            )
+            self._warned = True
+        self._local, self._leading = True, False
+        self._outbox.clear()
+        for relay in list(self._relays.values()):
+            self._spawn(self._engine.release(relay))
+        self._relays.clear()
+        for key in list(self._subs):
+            self._relay(key)
+
+    async def _wait_locally(self) -> None:
+        while self._subs:
+            assert self._wake is not None
+            self._wake.clear()
+            for key in list(self._subs):
+                self._relay(key)
+            await self._wake.wait()
+
+    async def _shared(self) -> None:
+        redis = self._backend.state().client
+        settings = self._settings
+        self._stream_id = await self._stream_tail(redis)
+        refresh_at = renew_at = 0.0
+        while self._subs or self._outbox:
+            now = time.monotonic()
+            await self._register(redis, refresh_all=now >= refresh_at)
+            if now >= refresh_at:
+                refresh_at = now + settings.ttl / 3
+            if now >= renew_at:
+                await self._lead(redis)
+                renew_at = now + settings.lease / 3
+            if self._leading:
+                await self._publish(redis)
+            await self._read_updates(redis)
+
+    async def _stream_tail(self, redis: Any) -> str:
+        last = await redis.xrevrange(self._stream_key, count=1)
+        return str(last[0][0].decode()) if last else "0-0"
+
+    async def _register(self, redis: Any, *, refresh_all: bool) -> None:
+        """Tell the fleet which runs this process waits on; read their stored status."""
+        keys = list(self._subs) if refresh_all else [k for k in self._new if k in self._subs]
+        self._new.clear()
+        if not keys:
+            return
+        expires = (time.time() + self._settings.ttl) * 1000
+        members = {_member(*key): expires for key in keys}
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._watch_key, members)
+            pipe.mget([self._last_prefix + _member(*key) for key in keys])
+            pipe.xadd(self._stream_key, {"w": "1"}, maxlen=STREAM_LENGTH, approximate=True)
+            _, stored, _ = await pipe.execute()
+        for key, raw in zip(keys, stored, strict=True):
+            self._received(key, _decode_run(raw))
+
+    async def _lead(self, redis: Any) -> None:
+        """Take the lease if it is free, renew it if it is ours; follow the set if leading."""
+        lease_ms = int(self._settings.lease * 1000)
+        if self._leading:
+            self._leading = bool(
+                await redis.eval(_RENEW_LUA, 1, self._lease_key, self.peer, lease_ms)
+            )
+            if not self._leading:
+                log.info("fleet run watching: lease lost; another process polls now")
+                await self._drop_relays()
+                self._outbox.clear()
+        else:
+            taken = await redis.set(self._lease_key, self.peer, nx=True, px=lease_ms)
+            if taken:
+                log.debug("fleet run watching: this process polls for the fleet")
+                self._leading = True
+        if self._leading:
+            await self._follow_watch_set(redis)
+
+    async def _follow_watch_set(self, redis: Any) -> None:
+        """The leader's engine watches exactly the runs some process still waits on."""
+        now_ms = time.time() * 1000
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
+            pipe.zrangebyscore(self._watch_key, now_ms, "+inf")
+            _, members = await pipe.execute()
+        wanted = {key for key in map(_parse_member, members) if key is not None}
+        for key in wanted:
+            self._relay(key)
+        for key in [k for k in self._relays if k not in wanted]:
+            relay = self._relays.pop(key)
+            await self._engine.release(relay)
+
+    async def _publish(self, redis: Any) -> None:
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, []
+        async with redis.pipeline(transaction=False) as pipe:
+            for key, payload, final in outbox:
+                member = _member(*key)
+                pipe.set(self._last_prefix + member, payload, px=LAST_TTL_MS)
+                if final:  # nobody needs it polled again; a late wait reads last:
+                    pipe.zrem(self._watch_key, member)
+                pipe.xadd(
+                    self._stream_key,
+                    {"k": member, "v": payload},
+                    maxlen=STREAM_LENGTH,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def _read_updates(self, redis: Any) -> None:
+        block_ms = min(max(int(self._settings.lease * 250), 1), BLOCK_MS)
+        if self._outbox or self._new:
+            block_ms = 1  # work is waiting: do not sit in XREAD
+        wake = self._wake
+        assert wake is not None
+        wake.clear()
+        reply = await redis.xread({self._stream_key: self._stream_id}, count=1000, block=block_ms)
+        watched = False  # a process registered runs: the leader follows the set at once
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                self._stream_id = entry_id.decode()
+                member = fields.get(b"k")
+                key = None if member is None else _parse_member(member)
+                if key is not None:
+                    self._received(key, _decode_run(fields.get(b"v")))
+                watched = watched or b"w" in fields
+        if watched and self._leading:
+            await self._follow_watch_set(redis)
+
+    async def _resign(self) -> None:
+        """Give the lease back at once (this process waits on nothing any more)."""
+        if not self._leading:
+            return
+        self._leading = False
+        redis = self._backend.state().client
+        await redis.eval(_DROP_LUA, 1, self._lease_key, self.peer)

@@ -1,0 +1,241 @@
+"""Fleet-wide run watching (issue 16) against a real redis-server and the emulator.
+
+Several clients on one token stand for several processes: each has its own
+``FleetWatcher`` (its own peer id and lease attempts), sharing only Redis, as processes
+do. The failover test uses a real second process, killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+redis = pytest.importorskip("redis")
+
+from codegen_async import AsyncAgent  # noqa: E402
+from codegen_async._polling import FleetWatcher  # noqa: E402
+from codegen_async.emulator import Emulator  # noqa: E402
+from tests.test_ratelimit_redis import REDIS_SERVER, _free_port, _start_redis  # noqa: E402
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed"),
+]
+
+SCALE = 0.01
+LONG = (10_000.0, 10_000.0)  # runs end only when a test finishes them
+RUN_ROUTES = (
+    "GET /v1/organizations/{org_id}/agent/run/{agent_run_id}",
+    "GET /v1/organizations/{org_id}/agent/runs",
+)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, port = _start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(time_scale=SCALE, run_duration=LONG, seed=3) as emulator:
+        yield emulator
+
+
+def seed_runs(emu: Emulator, count: int) -> list[int]:
+    now = time.time()
+    return [
+        emu.state.create_run(
+            org_id=emu.org_id,
+            user_id=emu.user_id,
+            kind="run",
+            operation="run",
+            source_type="API",
+            prompt=f"ticket {i}",
+            now=now,
+        ).id
+        for i in range(count)
+    ]
+
+
+def run_requests(emu: Emulator) -> int:
+    requests = emu.stats()["requests"]
+    return sum(requests.get(route, 0) for route in RUN_ROUTES)
+
+
+def watcher(agent: AsyncAgent) -> FleetWatcher:
+    found = agent._watcher()
+    assert isinstance(found, FleetWatcher)
+    return found
+
+
+async def until(condition: Any, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_processes_share_one_poller(emu: Emulator, redis_url: str) -> None:
+    agents = [emu.client(rate_limit_backend=redis_url) for _ in range(4)]
+    try:
+        ids = seed_runs(emu, 40)
+        waits = [
+            asyncio.ensure_future(agent.wait_for_runs(ids[i * 5 : i * 5 + 20]))
+            for i, agent in enumerate(agents)
+        ]
+        await until(lambda: sum(watcher(a).leading for a in agents) == 1)
+        await asyncio.sleep(0.3)
+        for run_id in ids:
+            emu.finish_run(run_id, "completed")
+        results = await asyncio.wait_for(asyncio.gather(*waits), 30)
+        for i, runs in enumerate(results):
+            assert list(runs) == ids[i * 5 : i * 5 + 20]
+            assert all(run.status == "completed" for run in runs.values())
+        # Only the leader polled: the others sent no request at all.
+        polled = [agent.stats.requests for agent in agents]
+        assert sorted(polled)[:3] == [0, 0, 0], polled
+        assert emu.stats()["rate_limited"] == 0
+    finally:
+        for agent in agents:
+            await agent.aclose()
+
+
+async def test_a_late_wait_reads_the_stored_status(emu: Emulator, redis_url: str) -> None:
+    [run_id] = seed_runs(emu, 1)
+    async with emu.client(rate_limit_backend=redis_url) as first:
+        wait = asyncio.ensure_future(first.wait_for_run(run_id))
+        await until(lambda: watcher(first).leading)
+        emu.finish_run(run_id, "failed")
+        assert (await asyncio.wait_for(wait, 20)).status == "failed"
+    before = run_requests(emu)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as late,
+        emu.client(rate_limit_backend=redis_url) as keeper,
+    ):
+        # Another process leads and keeps the lease; the late wait is answered from Redis.
+        other = seed_runs(emu, 1)
+        hold = asyncio.ensure_future(keeper.wait_for_run(other[0]))
+        await until(lambda: watcher(keeper).leading)
+        run = await asyncio.wait_for(late.wait_for_run(run_id), 20)
+        assert run.status == "failed" and run.status.raw == "ERROR"
+        assert late.stats.requests == 0
+        emu.finish_run(other[0], "completed")
+        await asyncio.wait_for(hold, 20)
+    assert run_requests(emu) - before <= 3  # the keeper's own run, no re-poll of the old one
+
+
+async def test_opt_out_and_memory_backend_poll_on_their_own(emu: Emulator, redis_url: str) -> None:
+    async with emu.client(rate_limit_backend=redis_url, fleet_polling=False) as agent:
+        assert agent._watcher() is agent._poller()
+    async with emu.client() as agent:
+        assert agent._watcher() is agent._poller()
+    with pytest.raises(TypeError):
+        emu.client(fleet_polling="yes")
+
+
+async def test_redis_down_falls_back_to_the_own_poller_and_says_so_once(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    ids = seed_runs(emu, 3)
+    caplog.set_level(logging.WARNING, logger="codegen_async.polling")
+    async with emu.client(rate_limit_backend=url) as agent:
+        wait = asyncio.ensure_future(agent.wait_for_runs(ids))
+        await until(lambda: watcher(agent).local)
+        for run_id in ids:
+            emu.finish_run(run_id, "completed")
+        runs = await asyncio.wait_for(wait, 30)
+        assert [run.status for run in runs.values()] == ["completed"] * 3
+    fleet_warnings = [r for r in caplog.records if "fleet run watching" in r.getMessage()]
+    assert len(fleet_warnings) == 1
+    assert "polls its own runs" in fleet_warnings[0].getMessage()
+
+
+LEADER_SCRIPT = """
+import asyncio, sys
+from codegen_async import AsyncAgent, RateLimits
+
+async def main() -> None:
+    base_url, token, org_id, redis_url, run_ids = sys.argv[1:6]
+    agent = AsyncAgent(
+        token, int(org_id), base_url=base_url, rate_limit_backend=redis_url,
+        rate_limits=RateLimits.documented(scale=0.01),
+    )
+    wait = asyncio.ensure_future(agent.wait_for_runs([int(i) for i in run_ids.split(",")]))
+    while not agent._watcher().leading:
+        await asyncio.sleep(0.01)
+    print("leading", flush=True)
+    await wait
+
+asyncio.run(main())
+"""
+
+
+async def test_leader_killed_another_process_takes_over(
+    emu: Emulator, redis_url: str, tmp_path: Path
+) -> None:
+    ids = seed_runs(emu, 10)
+    script = tmp_path / "leader.py"
+    script.write_text(LEADER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    leader = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        emu.base_url,
+        emu.token,
+        str(emu.org_id),
+        redis_url,
+        ",".join(map(str, ids)),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert leader.stdout is not None
+        line = await asyncio.wait_for(leader.stdout.readline(), 60)
+        assert line.strip() == b"leading"
+        async with emu.client(rate_limit_backend=redis_url) as follower:
+            wait = asyncio.ensure_future(follower.wait_for_runs(ids))
+            await asyncio.sleep(0.3)
+            assert not watcher(follower).leading
+            for run_id in ids[:5]:
+                emu.finish_run(run_id, "completed")
+            await asyncio.sleep(0.3)
+            leader.send_signal(signal.SIGKILL)  # mid-sweep: no chance to give the lease back
+            await leader.wait()
+            killed = time.monotonic()
+            await until(lambda: watcher(follower).leading, 30)
+            takeover = time.monotonic() - killed
+            for run_id in ids[5:]:
+                emu.finish_run(run_id, "completed")
+            runs = await asyncio.wait_for(wait, 30)
+            assert list(runs) == ids
+            assert all(run.status == "completed" for run in runs.values())
+            lease = watcher(follower)._settings.lease
+            # Within a couple of lease periods (plus slack for a loaded machine).
+            assert takeover < 2 * lease + 2, f"{takeover:.2f}s to take over"
+    finally:
+        if leader.returncode is None:
+            leader.kill()
+            await leader.wait()
