@@ -273,19 +273,27 @@ class RedisBackend:
             state.leases[key] = weakref.finalize(owner, self._owner_lost, weakref.ref(loop), key)
 
     def _owner_lost(self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], key: int) -> None:
-        # A client was dropped without closing: give its share back on its own loop.
+        # A client was dropped without closing (this runs in the garbage collector, maybe
+        # while this thread holds the lock: no lock here). Its share goes at once, before
+        # its id can be reused; the loop's client is closed on its own loop if unused.
         loop = loop_ref()
-        if loop is None or loop.is_closed():
+        state = None if loop is None else self._clients.get(loop)
+        if loop is None or state is None:
             return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._lost_on, loop, key)
+        state.leases.pop(key, None)
+        if not state.leases and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._close_unused, loop)
 
-    def _lost_on(self, loop: asyncio.AbstractEventLoop, key: int) -> None:
-        state = self._drop_lease(loop, key)
-        if state is not None:
-            task = loop.create_task(self._close(state))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+    def _close_unused(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            state = self._clients.get(loop)
+            if state is None or state.leases:
+                return
+            del self._clients[loop]
+        task = loop.create_task(self._close(state))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _drop_lease(self, loop: asyncio.AbstractEventLoop, key: int) -> _LoopClient | None:
         """One user of ``loop`` is gone; the loop's client if that was the last one."""
