@@ -330,12 +330,15 @@ class FleetWatcher:
             await self._shared()
         except asyncio.CancelledError:
             raise
-        except self._backend.errors as exc:
+        except Exception as exc:  # Redis failed (or a bug): the waits must still end
+            if not isinstance(exc, self._backend.errors):
+                log.exception("fleet run watching failed")
             self._fall_back(exc)
             await self._wait_locally()
         finally:
-            with contextlib.suppress(*self._backend.errors):
-                await self._resign()
+            # Bounded: a wait that ends must not hang on a stalled Redis.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._resign(), self._settings.lease)
             await self._backend.detach(self)
 
     def _fall_back(self, exc: BaseException) -> None:

@@ -239,3 +239,20 @@ async def test_leader_killed_another_process_takes_over(
         if leader.returncode is None:
             leader.kill()
             await leader.wait()
+
+
+async def test_a_failure_inside_the_fleet_loop_never_leaves_a_wait_hanging(
+    emu: Emulator, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: FleetWatcher, redis: Any, *, refresh_all: bool) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(FleetWatcher, "_register", broken)
+    ids = seed_runs(emu, 2)
+    async with emu.client(rate_limit_backend=redis_url) as agent:
+        wait = asyncio.ensure_future(agent.wait_for_runs(ids))
+        await until(lambda: watcher(agent).local)
+        for run_id in ids:
+            emu.finish_run(run_id, "cancelled")
+        runs = await asyncio.wait_for(wait, 20)
+    assert [run.status for run in runs.values()] == ["cancelled", "cancelled"]
