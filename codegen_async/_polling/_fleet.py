@@ -155,6 +155,7 @@ class FleetWatcher:
         self._seen: dict[tuple[int, int], str | None] = {}  # last status delivered (raw)
         self._reads: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._leading = False
         self._local = False  # Redis failed: this process polls its own runs
@@ -252,11 +253,14 @@ class FleetWatcher:
         if stored is True:
             self._spawn(self._read_myself(key))
         elif isinstance(stored, AgentRun):
-            raw = None if stored.status is None else stored.status.raw
-            if key in self._seen and self._seen[key] == raw and not stored.is_terminal:
-                return  # the same status again (a re-read of last:)
-            self._seen[key] = raw
-            self._deliver(key, RunEvent(key[1], run=stored))
+            self._deliver_run(key, stored)
+
+    def _deliver_run(self, key: tuple[int, int], run: AgentRun) -> None:
+        raw = None if run.status is None else run.status.raw
+        if key in self._seen and self._seen[key] == raw and not run.is_terminal:
+            return  # the same status again (a re-read of last:, the leader's own update)
+        self._seen[key] = raw
+        self._deliver(key, RunEvent(key[1], run=run))
 
     async def _read_myself(self, key: tuple[int, int]) -> None:
         """The fleet's poll of this run failed: read it here, for the client's own error."""
@@ -292,8 +296,23 @@ class FleetWatcher:
             return
         payload = "!" if event.run is None else json.dumps(unstructure(event.run))
         self._outbox.append((key, payload, final))
-        if self._wake is not None:
-            self._wake.set()
+        self._flush_soon()
+        # This process's own waits need no round trip through Redis.
+        if event.run is not None:
+            self._deliver_run(key, event.run)
+        elif key in self._subs:
+            self._deliver(key, event)
+
+    def _flush_soon(self) -> None:
+        """Publish the outbox now, beside the loop (which may sit in a blocking read)."""
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        redis = self._backend.state().client
+        with contextlib.suppress(*self._backend.errors):  # the loop sees it and falls back
+            while self._outbox and self._leading:
+                await self._publish(redis)
 
     async def _drop_relays(self) -> None:
         relays, self._relays = list(self._relays.values()), {}
@@ -316,6 +335,9 @@ class FleetWatcher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._flushing is not None:
+            self._reads.add(self._flushing)
+            self._flushing = None
         for read in list(self._reads):
             read.cancel()
         if self._reads:
