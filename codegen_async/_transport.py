@@ -305,13 +305,13 @@ class Transport:
                         "%s %s waited %.2fs for the %s quota", endpoint.method, url, waited,
                         endpoint.name,
                     )  # fmt: skip
-            attempt_timeout = timeout
-            if until is not None:
-                assert deadline is not None
-                attempt_timeout = self._within(until, deadline, timeout, endpoint, url, attempt)
-            self.stats.requests += 1
-            started = time.perf_counter() if verbose else 0.0
             try:  # send
+                attempt_timeout = timeout
+                if until is not None:  # (the slot is given back if no time is left)
+                    assert deadline is not None
+                    attempt_timeout = self._within(until, deadline, timeout, endpoint, url, attempt)
+                self.stats.requests += 1
+                started = time.perf_counter() if verbose else 0.0
                 answer = await _send_once(
                     session,
                     endpoint.method,

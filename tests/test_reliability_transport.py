@@ -282,3 +282,33 @@ def test_the_wall_clock_of_quota_waits_counts_overlaps_once(
     now[0] = 111.0
     clock.add(20.0)  # 91..111 covers everything so far
     assert stats.rate_limit_wall_seconds == pytest.approx(20.0)
+
+
+class _CountingLimiter:
+    """A limiter that grants at once and counts what it was asked."""
+
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.released = 0
+
+    async def acquire(self, deadline: float | None = None) -> float:
+        self.acquired += 1
+        await asyncio.sleep(0.05)  # the deadline passes while the slot is being granted
+        return 0.05
+
+    def release(self) -> None:
+        self.released += 1
+
+    def penalize(self, seconds: float) -> None:
+        pass
+
+
+async def test_a_slot_taken_when_the_deadline_has_passed_is_given_back(
+    client: AsyncAgent,
+) -> None:
+    limiter = _CountingLimiter()
+    client._transport._shared.limiters["get_current_user"] = limiter
+    with pytest.raises(APITimeoutError, match="deadline"):
+        await client.get_current_user(deadline=0.01)
+    assert limiter.acquired == 1 and limiter.released == 1
+    assert client.stats.requests == 0  # nothing was sent
