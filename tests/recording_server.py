@@ -87,7 +87,7 @@ class RecordingServer:
         assert self._runner is not None
         await self._runner.cleanup()
         # Closed connections finish closing in callbacks: let them run before the loop stops.
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
 
     def __enter__(self) -> RecordingServer:
         self._thread.start()
