@@ -8,7 +8,7 @@ strict where a wrong type would otherwise slip through silently (``"12"`` is not
 
 Keeping unknown keys is on the hot path of every answer, so a model's hook tests
 ``known.issuperset(value)`` (one C-level subset test) and builds the extras dictionary only
-when the test fails (measured: structure() of a run within noise of ignoring extras).
+when the test fails (see ``_structure_model`` for the measured cost).
 """
 
 from __future__ import annotations
@@ -234,9 +234,9 @@ def _structure_model(conv: cattrs.Converter) -> Callable[[Any], Hook]:
 
     Each class gets two generated functions: a fast one without per-field error capture,
     and cattrs' detailed one, run only when the fast one fails, to name every bad field.
-    The fast path pays for keeping unknown keys (a subset test, one more slot to set):
-    measured with callgrind, structure() of a run or a user costs about as many
-    instructions as before this feature.
+    The fast path pays for most of keeping unknown keys (a subset test, one more slot to
+    set): callgrind counts structure() of a run at +4.9 % instructions and of a page of 100
+    users at +5.7 % over ignoring unknown keys (0.4 us of a call that takes hundreds).
     """
     from cattrs.gen import make_dict_structure_fn
 
