@@ -328,7 +328,7 @@ class Transport:
                 if limiter is not None:
                     limiter.release()
             if verbose:
-                _log_attempt(endpoint.method, url, answer, started, attempt)
+                _log_attempt(endpoint.method, url, answer, started, attempt, self.config.token)
             if answer.error is None and answer.status < 400:
                 return self._parse(endpoint, url, answer)
             # decide: raise now, or pause and try again
@@ -482,6 +482,9 @@ class Transport:
         try:
             return structure(payload, endpoint.response)
         except ResponseShapeError as exc:
+            if self.config.token and self.config.token.encode() in answer.body:
+                # The server echoed the token: the error carries the body with it masked.
+                payload = _loads(_mask(answer.body, self.config.token))
             raise APIResponseValidationError(
                 f"{endpoint.method} {url}: the answer does not match the API's "
                 f"{getattr(endpoint.response, '__name__', str(endpoint.response))}: {exc}",
@@ -556,6 +559,11 @@ def _mask(raw: bytes, secret: str) -> bytes:
     """``raw`` with every copy of ``secret`` (the client's token) replaced by a mask."""
     token = secret.encode()
     return raw.replace(token, _MASK.encode()) if token and token in raw else raw
+
+
+def _mask_text(text: str, secret: str) -> str:
+    """``text`` with every copy of ``secret`` (the client's token) replaced by a mask."""
+    return text.replace(secret, _MASK) if secret and secret in text else text
 
 
 _MASK: Final = "<redacted>"
@@ -635,8 +643,13 @@ async def _send_once(
     return answer
 
 
-def _log_attempt(method: str, url: str, answer: _Answer, started: float, attempt: int) -> None:
-    """One line per attempt: what was sent, what came back, how long, the request id."""
+def _log_attempt(
+    method: str, url: str, answer: _Answer, started: float, attempt: int, secret: str
+) -> None:
+    """One line per attempt: what was sent, what came back, how long, the request id.
+
+    The request id is the server's text: a copy of ``secret`` (the token) in it is masked.
+    """
     elapsed = (time.perf_counter() - started) * 1e3
     if answer.error is not None:
         log.info(
@@ -647,7 +660,7 @@ def _log_attempt(method: str, url: str, answer: _Answer, started: float, attempt
     log.info(
         "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
         method, url, answer.status, elapsed, attempt + 1,
-        answer.headers.get("X-Request-Id", "-"),
+        _mask_text(answer.headers.get("X-Request-Id", "-"), secret),
     )  # fmt: skip
 
 

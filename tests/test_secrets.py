@@ -526,3 +526,29 @@ def test_repr_of_a_client_whose_constructor_failed_does_not_raise() -> None:
     init = next(f for f in frames.stack if f.name == "__init__")
     assert init.locals is not None and init.locals["self"] == "AsyncAgent(<not configured>)"
     assert_no_secret(_sdk_locals(info.value), "the locals of a failed constructor")
+
+
+@pytest.mark.parametrize("where", ["2xx body of the wrong shape", "X-Request-Id header"])
+async def test_a_server_echoing_the_token_does_not_leak_it(
+    where: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    """A 2xx answer of the wrong shape holding the token, or a request id that is the token:
+    neither the error's attributes nor the per-attempt log line show it."""
+
+    async def echo(request: web.Request) -> web.Response:
+        if where.startswith("2xx"):
+            return web.json_response({"id": TOKEN, "email": f"x {TOKEN}"})
+        return web.json_response({"detail": "no"}, status=401, headers={"X-Request-Id": TOKEN})
+
+    runner, port = await _serve(echo)
+    try:
+        async with AsyncAgent(
+            TOKEN, 1, base_url=f"http://127.0.0.1:{port}", max_retries=0,
+            rate_limits=RateLimits.disabled(),
+        ) as agent:  # fmt: skip
+            with pytest.raises((APIResponseValidationError, AuthenticationError)) as caught:
+                await agent.get_current_user()
+    finally:
+        await runner.cleanup()
+    assert_no_secret(repr(vars(caught.value)), "the error's attributes")
+    assert_no_secret(debug_logs.text, "the log")
