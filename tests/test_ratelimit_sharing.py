@@ -141,7 +141,9 @@ def test_a_new_client_within_the_window_still_sees_the_history() -> None:
         assert limiter is not None
         with pytest.raises(QuotaWaitExceeded) as caught:
             await limiter.acquire(deadline=0.0)
-        assert caught.value.retry_after > 59
+        # Most of the 60 s window is still ahead (a loaded machine may take seconds to get
+        # here); a limiter built afresh, without the history, would have granted at once.
+        assert caught.value.retry_after > 30
 
     asyncio.run(next_client())
 
