@@ -1,14 +1,18 @@
 """Print pip constraints that pin each direct dependency to the lower bound pyproject.toml declares.
 
-Used by ``.ci/run`` for the lowest-versions run: ``pip install -c <(this) -e ".[test]"`` then
-installs the oldest releases the project claims to work with, so a bound that is too low fails
-in CI instead of on a user's machine. Read from ``pyproject.toml`` every time (never a copy kept
-by hand): ``[project].dependencies`` and every extra of ``[project.optional-dependencies]``.
+Used by ``.ci/run`` for the lowest-versions run: ``pip install -c <(this) ...`` then installs the
+oldest releases the project claims to work with, so a bound that is too low fails in CI
+instead of on a user's machine. Read from ``pyproject.toml`` every time (never a copy kept by
+hand): ``[project].dependencies`` and every extra of ``[project.optional-dependencies]``.
 
 A requirement ``name>=X`` (or ``~=X``) becomes ``name==X``; ``name==X.*`` stays as it is. A
 dependency with no lower bound is an error (it could resolve to anything). References to the
-project itself (``codegen-async[redis]`` in an extra) are skipped. Standard library only
-(``tomllib``: Python 3.11+, the interpreter ``.ci/run`` itself runs on).
+project itself (``codegen-async[redis]`` in an extra) are skipped.
+
+``lower_bounds.py --requirements EXTRA`` prints one extra's requirements less those
+references: the lowest-versions run installs the test tools without the benchmark peers,
+which are no floor of ours. Standard library only (``tomllib``: Python 3.11+, the
+interpreter ``.ci/run`` itself runs on).
 """
 
 from __future__ import annotations
@@ -75,10 +79,30 @@ def constraints(pyproject: dict[str, object]) -> list[str]:
     return list(lines.values())
 
 
-def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "pyproject.toml"
+def extra_requirements(pyproject: dict[str, object], extra: str) -> list[str]:
+    """The requirements of one extra, less references to the project itself."""
+    project = pyproject["project"]
+    assert isinstance(project, dict)
+    own = _normalize(str(project["name"]))
+    found: list[str] = []
+    for requirement in project["optional-dependencies"][extra]:
+        match = REQUIREMENT.match(requirement)
+        if match is None or _normalize(match.group(1)) != own:
+            found.append(requirement)
+    return found
+
+
+def main(argv: list[str]) -> int:
+    pyproject = _load(ROOT / "pyproject.toml")
     try:
-        print("\n".join(constraints(_load(path))))
+        if argv[:1] == ["--requirements"] and len(argv) == 2:
+            lines = extra_requirements(pyproject, argv[1])
+        elif not argv:
+            lines = constraints(pyproject)
+        else:
+            print("usage: lower_bounds.py [--requirements EXTRA]", file=sys.stderr)
+            return 2
+        print("\n".join(lines))
     except ValueError as exc:
         print(f"lower_bounds: {exc}", file=sys.stderr)
         return 1
@@ -86,4 +110,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -154,7 +154,7 @@ async def test_cancelled_calls_and_waits_leave_nothing_behind() -> None:
         run = await agent.run("A long task", repo_id=456)
         emu.inject_fault("get_run", "hang", count=50, delay=5.0)
         emu.inject_fault("list_runs", "hang", count=50, delay=5.0)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):  # not the builtin one on Python 3.10
             await asyncio.wait_for(agent.wait_for_run(run.id), 0.3)
         emu.clear_faults()
         # An as_completed() loop left early, and its iterator dropped.
