@@ -686,3 +686,32 @@ def test_four_processes_on_one_token_get_no_429(redis_url: str, server: str) -> 
     assert keys, "the fleet kept its quota in Redis"
     assert all(k.startswith(KEY_PREFIX) for k in keys)
     assert all(emu.token not in k for k in keys)
+
+
+async def test_a_stalled_redis_does_not_hold_a_call_past_its_deadline(tmp_path: Path) -> None:
+    """Redis stalls (SIGSTOP) with a socket timeout of 5 s: a call with deadline=1 still
+    leaves the line by its deadline (QuotaWaitExceeded, RateLimitError in the client),
+    and the stalled ask, once it fails, puts the route in fallback for the next callers."""
+    import signal
+
+    proc, port = _start_redis(tmp_path)
+    backend = RedisBackend(f"redis://127.0.0.1:{port}/0", socket_timeout=5.0)
+    limiter = RedisLimiter(backend, "e" * 32, "analyze_sandbox_logs", Quota(100, 1.0), margin=0.0)
+    try:
+        assert await limiter.acquire() == 0.0  # warm: the connection is open
+        limiter.release()
+        await _settle(limiter)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(QuotaWaitExceeded):
+                await limiter.acquire(deadline=time.monotonic() + 1.0)
+            assert time.monotonic() - started < 3.0  # not the 5 s socket timeout
+            assert len(limiter._line) == 0
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        await _settle(limiter)
+    finally:
+        await backend.aclose()
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -18,7 +18,9 @@ A stalled Redis must not leak slots: every acquire script carries the caller's d
 (when the socket timeout gives up on it), in Redis's clock, and grants nothing once
 ``TIME`` is past it -- a script queued behind a stall runs when Redis resumes, long after
 its caller fell back. The slot names of calls that failed are also removed (``ZREM``) once
-Redis answers again.
+Redis answers again. A caller with a deadline does not wait on a stalled Redis past it: it
+leaves the line (``QuotaWaitExceeded``) while its ask runs on; if the ask then fails, the
+route falls back as usual, and a slot it took after all is given back.
 
 In one process, callers queue in the route's first-come line (``line.py``) and only the
 one whose turn it is talks to Redis; across processes the order is whoever asks first once
@@ -51,13 +53,14 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Coroutine
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from .._endpoints import Quota
 from ..errors import ConfigurationError
-from .limiter import LimiterStats
+from .limiter import LimiterStats, QuotaWaitExceeded
 from .line import Line, running_loop
 from .quotas import DEFAULT_MARGIN, DEFAULT_MAX_HOLD, check_quota
 from .window import GrantHook, RouteWindow
@@ -146,6 +149,9 @@ end
 return 1
 """
 )
+
+# The deadline of the acquire running in this task (the line calls ``claim`` without it).
+_DEADLINE: ContextVar[float | None] = ContextVar("codegen_async_redis_deadline", default=None)
 
 _SECRET_QUERY: Final = frozenset({"password", "pass", "pwd", "secret", "token", "auth"})
 
@@ -443,7 +449,11 @@ class RedisLimiter:
             QuotaWaitExceeded: no slot before ``deadline`` (a ``time.monotonic()``
                 instant); nothing was taken.
         """
-        waited = await self._line.wait(self, deadline)
+        reset = _DEADLINE.set(deadline)
+        try:
+            waited = await self._line.wait(self, deadline)
+        finally:
+            _DEADLINE.reset(reset)
         if waited:
             with self._lock:
                 self._waits += 1
@@ -464,22 +474,9 @@ class RedisLimiter:
             return self._claim_fallback()
         member = uuid.uuid4().hex
         try:
-            reply = await self._ask(member)
+            reply = await self._ask(member, _DEADLINE.get())
         except self._backend.errors as exc:
-            with self._lock:
-                self._orphans.append(member)  # its script may still run once Redis is back
-            if time.monotonic() >= self._fallback_until + FALLBACK_SECONDS:
-                self._fallback_share()  # a new outage, not the next look during this one
-            self._fallback_until = time.monotonic() + FALLBACK_SECONDS
-            log.warning(
-                "rate limit %s: redis at %s failed (%s: %s); limiting in this process only "
-                "for %.0fs",
-                self.name,
-                redact_url(self._backend.url),
-                type(exc).__name__,
-                exc,
-                FALLBACK_SECONDS,
-            )
+            self._redis_failed(member, exc)
             return self._claim_fallback()
         if self._orphans:
             self._forget_orphans()
@@ -495,6 +492,22 @@ class RedisLimiter:
             # process): its answer can come any time, so look again soon.
             return min(wait_us / _US, self._poll), at_least
         return wait_us / _US, at_least
+
+    def _redis_failed(self, member: str, exc: BaseException) -> None:
+        """The ask for ``member`` failed: limit in this process for a while."""
+        with self._lock:
+            self._orphans.append(member)  # its script may still run once Redis is back
+        if time.monotonic() >= self._fallback_until + FALLBACK_SECONDS:
+            self._fallback_share()  # a new outage, not the next look during this one
+        self._fallback_until = time.monotonic() + FALLBACK_SECONDS
+        log.warning(
+            "rate limit %s: redis at %s failed (%s: %s); limiting in this process only for %.0fs",
+            self.name,
+            redact_url(self._backend.url),
+            type(exc).__name__,
+            exc,
+            FALLBACK_SECONDS,
+        )
 
     def _fallback_share(self) -> None:
         """Keep this process's share of the quota while Redis is down: the limit divided
@@ -532,18 +545,29 @@ class RedisLimiter:
             except Exception:  # a metrics hook must not break rate limiting
                 log.exception("rate limit %s: on_grant hook failed", self.name)
 
-    async def _ask(self, member: str) -> tuple[bool, int, bool]:
-        """Run the acquire script for ``member``; a cancelled call gives its slot back."""
+    async def _ask(self, member: str, deadline: float | None) -> tuple[bool, int, bool]:
+        """Run the acquire script for ``member``; a cancelled call gives its slot back.
+
+        Raises:
+            QuotaWaitExceeded: Redis did not answer before ``deadline`` (a monotonic
+                instant); the script runs on, and a slot it takes is given back.
+        """
         loop = asyncio.get_running_loop()
         state = self._backend.state()
         call = loop.create_task(self._eval_acquire(state, member))
         state.track(call)
         try:
-            return await asyncio.shield(call)
+            if deadline is None:
+                return await asyncio.shield(call)
+            done, _ = await asyncio.wait((call,), timeout=max(deadline - time.monotonic(), 0.0))
         except asyncio.CancelledError:
             # The script may still run and take a slot nobody will use: give it back.
             call.add_done_callback(functools.partial(self._after_cancel, state, member))
             raise
+        if done:
+            return call.result()
+        call.add_done_callback(functools.partial(self._after_deadline, state, member))
+        raise QuotaWaitExceeded(0.0, self.name)
 
     async def _eval_acquire(self, state: _LoopClient, member: str) -> tuple[bool, int, bool]:
         backend = self._backend
@@ -576,6 +600,18 @@ class RedisLimiter:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing: the lease covers it
             state.spawn(self._give_back(state, [member]))
+
+    def _after_deadline(
+        self, state: _LoopClient, member: str, call: asyncio.Task[tuple[bool, int, bool]]
+    ) -> None:
+        # The caller left at its deadline: a failed ask still means Redis is in trouble.
+        if call.cancelled():
+            return
+        exc = call.exception()
+        if exc is None:
+            self._after_cancel(state, member, call)
+        elif isinstance(exc, self._backend.errors):
+            self._redis_failed(member, exc)
 
     def _forget_orphans(self) -> None:
         with self._lock:
