@@ -52,7 +52,7 @@ START: Final = 600.0  # real seconds before the first run ends: the workers star
 DURATION: Final = (START + 5.0, START + 205.0)  # scaled: one finish every 5 ms on average
 SHARE: Final = 0.5  # the default poll_share
 FULL: Final[dict[str, Any]] = {"processes": (1, 4, 8), "reps": 3}
-QUICK: Final[dict[str, Any]] = {"processes": (1, 4), "reps": 1}
+QUICK: Final[dict[str, Any]] = {"processes": (1, 2), "reps": 1}
 KILL_AFTER: Final = 0.5  # seconds after the workers started
 LEADER_KEY: Final = "bench:fleet:leader"
 
@@ -297,8 +297,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                     values = sorted(r[key] for r in reps)
                     row[key] = values[len(values) // 2]
                 rows.append(row)
-        kill = measure(4, "shared", url, 0, kill=True)
-        rows.append({"processes": 4, "mode": "shared, leader killed", **kill})
+        victims = 2 if quick else 4
+        kill = measure(victims, "shared", url, 0, kill=True)
+        rows.append({"processes": victims, "mode": "shared, leader killed", **kill})
     one = next(r for r in rows if r["processes"] == 1 and r["mode"] == "shared")
     most = max(settings["processes"])
     fleet = next(r for r in rows if r["processes"] == most and r["mode"] == "shared")
