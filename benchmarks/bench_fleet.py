@@ -12,7 +12,7 @@ minus when the emulator finished it), the requests on the run routes (``get_run`
 ``list_runs``) and their rate next to ``poll_share`` (0.5) of each route's quota, and the
 429s the emulator sent. The emulator runs in its own process at ``time_scale=0.01``; the
 runs' durations are spread evenly at random over 2 s (one finishing every 5 ms on average),
-starting 6 s after they were created, so that every worker is polling before the first ends.
+starting 3 s after they were created; the workers start (and import) before the emulator does.
 A **leader-kill** run (shared, P = 4) SIGKILLs the leading process 0.5 s after the first
 run ended: every wait in the other processes must still complete, and the detection gap is
 shown (the slowest detection of a run finished after the kill).
@@ -48,11 +48,12 @@ NAME: Final = "fleet"
 TITLE: Final = "A fleet of P processes waiting on 400 runs: shared vs per-process polling"
 
 RUNS: Final = 400
-START: Final = 600.0  # real seconds before the first run ends: the workers start meanwhile
+START: Final = 300.0  # real seconds before the first run ends: the workers subscribe meanwhile
 DURATION: Final = (START + 5.0, START + 205.0)  # scaled: one finish every 5 ms on average
 SHARE: Final = 0.5  # the default poll_share
 FULL: Final[dict[str, Any]] = {"processes": (1, 4, 8), "reps": 3}
 QUICK: Final[dict[str, Any]] = {"processes": (1, 2), "reps": 1}
+WORKER_TIMEOUT: Final = 120.0  # a wait that never ends fails the run (with its run ids)
 KILL_AFTER: Final = 0.5  # seconds after the workers started
 LEADER_KEY: Final = "bench:fleet:leader"
 
@@ -70,13 +71,18 @@ async def _worker(args: argparse.Namespace) -> None:
 
         logging.basicConfig(format=f"%(relativeCreated)6.0f {os.getpid()} %(message)s")
         logging.getLogger("codegen_async.polling").setLevel(logging.DEBUG)
-    ids = [int(i) for i in args.ids.split(",")]
+    # Ready (imports done) before the emulator starts: a loaded machine takes seconds to
+    # start eight interpreters, and that must not count as detection latency.
+    print("ready", flush=True)
+    job = json.loads(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
+    ids: list[int] = job["ids"]
+    timeout = float(os.environ.get("BENCH_FLEET_TIMEOUT", WORKER_TIMEOUT))
     detected: dict[int, float] = {}
     marker = redis.asyncio.Redis.from_url(args.redis)
     async with AsyncAgent(
-        args.token,
-        args.org,
-        base_url=args.base_url,
+        job["token"],
+        job["org_id"],
+        base_url=job["base_url"],
         rate_limits=RateLimits.documented(scale=TIME_SCALE),
         rate_limit_backend=args.redis,
         fleet_polling=args.mode == "shared",
@@ -90,7 +96,7 @@ async def _worker(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.02)
 
         teller = asyncio.ensure_future(tell_leader())
-        async for run in agent.as_completed(ids):
+        async for run in agent.as_completed(ids, timeout=timeout):
             detected[run.id] = time.time()
         teller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -99,26 +105,25 @@ async def _worker(args: argparse.Namespace) -> None:
     await marker.aclose()
 
 
-def _spawn_worker(info: dict[str, Any], redis_url: str, mode: str, ids: list[int]) -> Any:
+def _spawn_worker(redis_url: str, mode: str) -> Any:
+    """A worker process; it says ``ready``, then takes its job as one JSON line."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "benchmarks.bench_fleet",
             "--worker",
-            f"--base-url={info['base_url']}",
-            f"--token={info['token']}",
-            f"--org={info['org_id']}",
             f"--redis={redis_url}",
             f"--mode={mode}",
-            f"--ids={','.join(map(str, ids))}",
         ],
         cwd=REPO_ROOT,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    return proc
 
 
 # --- redis ---------------------------------------------------------------------------------
@@ -172,11 +177,28 @@ def measure(
 ) -> dict[str, Any]:
     """A fresh emulator with 400 runs, waited on by ``processes`` workers in ``mode``."""
     _flush(redis_url)
+    workers = [_spawn_worker(redis_url, mode) for _ in range(processes)]
+    try:
+        for proc in workers:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a worker did not start (exit code {proc.poll()})")
+        return _measure_with(workers, processes, redis_url, seed, kill)
+    finally:
+        for proc in workers:
+            stop_process(proc)
+
+
+def _measure_with(
+    workers: list[Any], processes: int, redis_url: str, seed: int, kill: bool
+) -> dict[str, Any]:
     with emulator(RUNS, seed, DURATION) as info:
         ids: list[int] = info["ids"]
         first_finish = time.time() + (START + 5.0) * TIME_SCALE
         chunks = [ids[i::processes] for i in range(processes)]
-        workers = [_spawn_worker(info, redis_url, mode, chunk) for chunk in chunks]
+        for proc, chunk in zip(workers, chunks, strict=True):
+            job = {key: info[key] for key in ("base_url", "token", "org_id")}
+            proc.stdin.write(json.dumps({**job, "ids": chunk}) + "\n")
+            proc.stdin.flush()
         killed_at = None
         killed_pid = None
         time.sleep(max(first_finish - time.time(), 0.0))
@@ -185,16 +207,12 @@ def measure(
             time.sleep(max(first_finish + KILL_AFTER - time.time(), 0.0))
             killed_pid, killed_at = _kill_leader(redis_url, workers)
         outputs = []
-        try:
-            for proc in workers:
-                out, _ = proc.communicate(timeout=300)
-                if proc.pid != killed_pid:
-                    if proc.returncode != 0:
-                        raise RuntimeError(f"a worker failed (exit code {proc.returncode})")
-                    outputs.append(json.loads(out.strip().splitlines()[-1]))
-        finally:
-            for proc in workers:
-                stop_process(proc)
+        for proc in workers:
+            out, _ = proc.communicate(timeout=WORKER_TIMEOUT + 60)
+            if proc.pid != killed_pid:
+                if proc.returncode != 0:
+                    raise RuntimeError(f"a worker failed (exit code {proc.returncode})")
+                outputs.append(json.loads(out.strip().splitlines()[-1]))
         return asyncio.run(_collect(info, outputs, before, killed_at))
 
 
@@ -341,9 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", action="store_true")
-    for name in ("base-url", "token", "redis", "mode", "ids"):
-        parser.add_argument(f"--{name}")
-    parser.add_argument("--org", type=int)
+    parser.add_argument("--redis")
+    parser.add_argument("--mode")
     args = parser.parse_args(argv)
     if args.worker:
         asyncio.run(_worker(args))
