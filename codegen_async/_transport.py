@@ -112,6 +112,15 @@ class _Shared:
         self.stats = TransportStats()
         self.waits = _WaitClock(self.stats)
         self.wake: asyncio.Event | None = None  # set on close: ends backoff pauses at once
+        # The calls waiting for quota (cancelled on close) and those cancelled so.
+        self.quota_waiters: set[asyncio.Task[Any]] = set()
+        self.closed_under: set[asyncio.Task[Any]] = set()
+
+    def end_wait(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` (on its loop) if it still waits for quota: the client closed."""
+        if task in self.quota_waiters:
+            self.closed_under.add(task)
+            task.cancel()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         session = getattr(self, "session", None)
@@ -243,6 +252,8 @@ class Transport:
         shared.closed = True
         if shared.wake is not None:
             shared.wake.set()
+        for task in list(shared.quota_waiters):  # only this client's: others keep their place
+            task.get_loop().call_soon_threadsafe(shared.end_wait, task)
         session, shared.session = shared.session, None
         if session is not None and shared.owns_session and not session.closed:
             await session.close()
@@ -295,10 +306,7 @@ class Transport:
         attempt = 0
         while True:
             if limiter is not None:  # acquire a slot of the route's quota
-                if until is None:
-                    waited = await limiter.acquire()
-                else:
-                    waited = await self._acquire_before(limiter, until, endpoint, url)
+                waited = await self._acquire(limiter, until, endpoint, url)
                 if waited:
                     self._count_wait(waited)
                     log.info(
@@ -431,6 +439,35 @@ class Transport:
         total = left if timeout.total is None else min(timeout.total, left)
         connect = None if timeout.connect is None else min(timeout.connect, total)
         return aiohttp.ClientTimeout(total=total, connect=connect)
+
+    async def _acquire(
+        self, limiter: Limiter, until: float | None, endpoint: Endpoint, url: str
+    ) -> float:
+        """A slot of the route's quota; closing the client ends the wait at once.
+
+        The waiting task is cancelled by :meth:`aclose` (it leaves the line, taking
+        nothing) and reports :class:`ClientClosedError`.
+        """
+        shared = self._shared
+        task = asyncio.current_task()
+        assert task is not None
+        shared.quota_waiters.add(task)
+        try:
+            if until is None:
+                return await limiter.acquire()
+            return await self._acquire_before(limiter, until, endpoint, url)
+        except asyncio.CancelledError:
+            if task not in shared.closed_under:
+                raise
+            shared.closed_under.discard(task)
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
+            raise ClientClosedError(
+                f"{endpoint.method} {url}: the client was closed while this call waited for quota"
+            ) from None
+        finally:
+            shared.quota_waiters.discard(task)
 
     async def _acquire_before(
         self, limiter: Limiter, until: float, endpoint: Endpoint, url: str

@@ -1,0 +1,62 @@
+"""Closing a client ends its own calls that wait for quota at once, with ClientClosedError;
+another client's waiter on the same (shared) limiter keeps its place."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import codegen_sync
+from codegen_async import AsyncAgent, ClientClosedError, Quota, RateLimits
+from codegen_async.emulator import Emulator, EmulatorThread
+
+# One run per 30 s: the second call waits a whole window for quota.
+LIMITS = RateLimits({"run": Quota(1, 30.0)}, margin=0.0)
+
+
+async def test_closing_ends_its_own_quota_waiters_at_once() -> None:
+    async with Emulator(rate_limit="off") as emu:
+        kwargs = emu.client_kwargs(rate_limits=LIMITS)
+        closing = AsyncAgent(**kwargs)
+        other = AsyncAgent(**kwargs)  # same token and limits: the same limiter
+        try:
+            await closing.run("first", repo_id=456)
+            waits = asyncio.ensure_future(closing.run("waits", repo_id=456))
+            others = asyncio.ensure_future(other.run("waits too", repo_id=456))
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            await closing.aclose()
+            with pytest.raises(ClientClosedError):
+                await asyncio.wait_for(waits, 20)
+            assert time.monotonic() - started < 5.0  # not the 30 s window
+            await asyncio.sleep(0.1)
+            assert not others.done()  # the other client's waiter stays in line
+            others.cancel()
+            await asyncio.gather(others, return_exceptions=True)
+        finally:
+            await closing.aclose()
+            await other.aclose()
+
+
+def test_closing_the_sync_agent_ends_its_quota_waiter_at_once() -> None:
+    with EmulatorThread(rate_limit="off") as emu:
+        agent = codegen_sync.Agent(**emu.client_kwargs(rate_limits=LIMITS))
+        agent.run("first", repo_id=456)
+        caught: list[BaseException] = []
+
+        def waiter() -> None:
+            try:
+                agent.run("waits", repo_id=456)
+            except BaseException as exc:  # recorded for the assertion
+                caught.append(exc)
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)
+        agent.close()
+        thread.join(10.0)
+        assert not thread.is_alive(), "the waiter did not end at close"
+        assert len(caught) == 1 and isinstance(caught[0], ClientClosedError)
