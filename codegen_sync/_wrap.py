@@ -34,6 +34,8 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from typing_extensions import Self
 
+from codegen_async.errors import ClientClosedError
+
 from ._annotations import SYNC_NAMES, sync_annotation
 from ._portal import Portal, current_portal, get_portal
 from ._rules import Twin, wrapped_members
@@ -253,7 +255,7 @@ class _State:
     def bind(self, portal: Portal) -> tuple[Portal, Any]:
         with _bind_lock:
             if self.closed:
-                raise RuntimeError(f"this {self.name} is closed; create a new one")
+                raise ClientClosedError(f"this {self.name} is closed; create a new one")
             if self.portal is not portal:
                 if self.portal is not None:
                     # First use after os.fork(): the client we hold belongs to the parent's

@@ -60,3 +60,26 @@ def test_closing_the_sync_agent_ends_its_quota_waiter_at_once() -> None:
         thread.join(10.0)
         assert not thread.is_alive(), "the waiter did not end at close"
         assert len(caught) == 1 and isinstance(caught[0], ClientClosedError)
+
+
+async def test_closing_ends_wait_for_run_with_client_closed_error() -> None:
+    async with Emulator() as emu:
+        agent = AsyncAgent(**emu.client_kwargs())
+        try:
+            run = await agent.run("x", repo_id=456)
+            waits = asyncio.ensure_future(agent.wait_for_run(run.id, timeout=30))
+            await asyncio.sleep(0.1)
+            await agent.aclose()
+            with pytest.raises(ClientClosedError):
+                await asyncio.wait_for(waits, 20)
+        finally:
+            await agent.aclose()
+
+
+def test_a_closed_sync_agent_raises_client_closed_error() -> None:
+    with EmulatorThread() as emu:
+        agent = codegen_sync.Agent(**emu.client_kwargs())
+        agent.get_current_user()
+        agent.close()
+        with pytest.raises(ClientClosedError):
+            agent.get_current_user()

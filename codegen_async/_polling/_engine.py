@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from .._endpoints import Quota
-from ..errors import CodegenError
+from ..errors import ClientClosedError, CodegenError
 from ..models import AgentRun
 from ._plan import (
     PAGE_SIZE,
@@ -173,7 +173,7 @@ class RunPoller:
         ``sink`` makes the subscription a relay: each event is handed to it at once.
         """
         if self._closed:
-            raise RuntimeError("this client is closed; create a new one")
+            raise ClientClosedError("this client is closed; create a new one")
         sub = Subscription(org_id, run_ids, poll_interval, share, sink)
         now = self._now()
         if org_id not in self._orgs:
@@ -220,7 +220,7 @@ class RunPoller:
         """End every wait with an error and stop polling (the client is closing)."""
         self._closed = True
         if self._tracked:
-            self._fail_all(RuntimeError("the client was closed while waiting for agent runs"))
+            self._fail_all(ClientClosedError("the client was closed while waiting for agent runs"))
         await self._stop()
 
     async def _stop(self) -> None:

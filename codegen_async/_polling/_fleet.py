@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from .._converter import ResponseShapeError, structure, unstructure
-from ..errors import CodegenError
+from ..errors import ClientClosedError, CodegenError
 from ..models import AgentRun
 from ._engine import RunPoller
 from ._source import RunSource
@@ -188,7 +188,7 @@ class FleetWatcher:
     ) -> Subscription:
         """Watch runs through the fleet; same contract as ``RunPoller.subscribe``."""
         if self._closed:
-            raise RuntimeError("this client is closed; create a new one")
+            raise ClientClosedError("this client is closed; create a new one")
         sub = Subscription(org_id, run_ids, poll_interval, share)
         for run_id in sub.run_ids:
             key = (org_id, run_id)
@@ -220,7 +220,7 @@ class FleetWatcher:
     async def aclose(self) -> None:
         """End every wait with an error and stop (the client is closing)."""
         self._closed = True
-        error = RuntimeError("the client was closed while waiting for agent runs")
+        error = ClientClosedError("the client was closed while waiting for agent runs")
         for subs in list(self._subs.values()):
             for sub in subs:
                 sub.deliver(RunEvent(-1, error=error, fatal=True))
