@@ -235,7 +235,10 @@ class AsyncAgent:
         if deadline is not None:
             changes["deadline"] = check_seconds("deadline", deadline)
         if default_headers is not None:
-            added = check_headers("default_headers", default_headers)
+            try:
+                added = check_headers("default_headers", default_headers)
+            except ValueError as exc:  # a client setting, as in the constructor
+                raise ConfigurationError(str(exc)) from None
             changes["default_headers"] = merge_headers(config.default_headers, added)
         clone = object.__new__(type(self))
         clone._config = attrs.evolve(config, **changes) if changes else config

@@ -72,8 +72,8 @@ def check_seconds(name: str, value: object) -> float:
     everywhere, and a negative value would silently mean "no limit": all refused here.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        # ValueError like the range errors: callers catch one kind for a bad duration.
-        raise ValueError(f"{name} must be a number of seconds, got {type(value).__name__}")
+        # README: a wrong type raises TypeError, a wrong value ValueError.
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
     seconds = float(value)
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(

@@ -322,3 +322,35 @@ async def test_iterations_send_the_call_options_with_every_page(
     assert server.requests and all(r.headers["X-Trace"] == "it" for r in server.requests)
     with pytest.raises(ValueError, match="deadline"):
         client.iter_runs(deadline=float("inf"))  # checked at once, not at the first page
+
+
+@pytest.mark.parametrize("value", ["5", True, [1]])
+@pytest.mark.parametrize("where", ["client", "with_options", "call", "timeout"])
+async def test_a_duration_of_the_wrong_type_is_a_type_error(where: str, value: Any) -> None:
+    """README: a wrong type raises TypeError (a wrong value ValueError), naming the argument."""
+    agent = AsyncAgent(TOKEN, ORG, rate_limits=RateLimits.disabled())
+
+    async def attempt() -> None:
+        if where == "client":
+            AsyncAgent(TOKEN, ORG, deadline=value)
+        elif where == "with_options":
+            agent.with_options(deadline=value)
+        elif where == "call":
+            await agent.get_current_user(deadline=value)
+        else:
+            await agent.get_current_user(timeout=value)
+
+    try:
+        with pytest.raises(TypeError, match=r"deadline|timeout"):
+            await attempt()
+    finally:
+        await agent.aclose()
+
+
+def test_authorization_in_with_options_default_headers_is_a_configuration_error() -> None:
+    """As in the constructor (README errors table): ConfigurationError, for both clients."""
+    agent = AsyncAgent(TOKEN, ORG, rate_limits=RateLimits.disabled())
+    with pytest.raises(ConfigurationError, match="Authorization"):
+        agent.with_options(default_headers={"Authorization": "Bearer other"})
+    with Agent(TOKEN, ORG) as blocking, pytest.raises(ConfigurationError, match="Authorization"):
+        blocking.with_options(default_headers={"Authorization": "Bearer other"})

@@ -88,9 +88,12 @@ def test_timeout_coercion() -> None:
     assert Timeout.coerce(5) == Timeout(total=5.0, connect=5.0)
     assert Timeout.coerce(30) == Timeout(total=30.0, connect=10.0)
     assert Timeout.coerce(None) == Timeout(total=None, connect=None)
-    for bad in (0, -1, True, "5"):
+    for bad in (0, -1):
         with pytest.raises(ValueError, match="timeout"):
-            Timeout.coerce(bad)  # type: ignore[arg-type]
+            Timeout.coerce(bad)
+    for wrong in (True, "5"):  # a wrong type is a TypeError (README)
+        with pytest.raises(TypeError, match="timeout"):
+            Timeout.coerce(wrong)  # type: ignore[arg-type]
 
 
 async def test_closed_client_refuses_calls() -> None:

@@ -158,7 +158,7 @@ BAD_CALLS = [
     # --- per-call timeouts -------------------------------------------------------------
     bad("timeout zero", "get_run", 1, timeout=0, error=V, names="timeout"),
     bad("timeout negative", "get_current_user", timeout=-1, error=V, names="timeout"),
-    bad("timeout str", "get_users", timeout="5", error=V, names="timeout"),
+    bad("timeout str", "get_users", timeout="5", error=T, names="timeout"),
     # --- polling helpers ------------------------------------------------------------------
     bad("wait run id negative", "wait_for_run", -1, error=V, names="agent_run_id"),
     bad("wait timeout negative", "wait_for_run", 1, timeout=-1, error=V, names="timeout"),
