@@ -237,7 +237,7 @@ class _State:
     async client for the child's own loop.
     """
 
-    __slots__ = ("arguments", "client", "closed", "factory", "name", "parent", "portal")
+    __slots__ = ("arguments", "client", "closed", "derived", "factory", "name", "parent", "portal")
 
     def __init__(
         self, name: str, factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -251,6 +251,7 @@ class _State:
         # The blocking client this one was derived from (``with_options``), kept alive while
         # this one is in use: the two share one async client's session.
         self.parent: SyncClient | None = None
+        self.derived = False  # others were derived from this one (they share its session)
 
     def bind(self, portal: Portal) -> tuple[Portal, Any]:
         with _bind_lock:
@@ -339,7 +340,8 @@ class SyncClient(_ClosedOnExit):
         state = object.__new__(_State)
         state.name, state.factory, state.arguments = parent.name, factory, _Arguments((), {})
         state.client, state.portal, state.closed = client, None, False
-        state.parent = self
+        state.parent, state.derived = self, False
+        parent.derived = True
         other._state = state
         other._finalizer = weakref.finalize(other, _finalize, state)
         other._finalizer.atexit = False
@@ -362,6 +364,10 @@ class SyncClient(_ClosedOnExit):
             state.closed = True
             portal, state.portal = state.portal, None
         self._finalizer.detach()
+        if portal is None and (state.parent is not None or state.derived):
+            # Never used, but its session is shared with a with_options relative: closing
+            # it closes theirs too (as with the asyncio client), so it needs the loop.
+            portal = get_portal()
         _close_on(portal, state.client.aclose)
 
     def __repr__(self) -> str:

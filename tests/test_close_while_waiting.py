@@ -83,3 +83,22 @@ def test_a_closed_sync_agent_raises_client_closed_error() -> None:
         agent.close()
         with pytest.raises(ClientClosedError):
             agent.get_current_user()
+
+
+@pytest.mark.parametrize("used", ["neither", "parent", "child"])
+@pytest.mark.parametrize("closed", ["child", "parent"])
+def test_closing_either_sync_client_of_with_options_closes_both(used: str, closed: str) -> None:
+    """They share one session (README), used or not: as with the asyncio client."""
+    with EmulatorThread() as emu:
+        parent = codegen_sync.Agent(**emu.client_kwargs())
+        child = parent.with_options(max_retries=0)
+        if used == "parent":
+            parent.get_current_user()
+        elif used == "child":
+            child.get_current_user()
+        (child if closed == "child" else parent).close()
+        other = parent if closed == "child" else child
+        with pytest.raises(ClientClosedError):
+            other.get_current_user()
+        parent.close()
+        child.close()
