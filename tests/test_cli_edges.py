@@ -215,6 +215,19 @@ def test_unwritable_output_is_refused_before_the_run(emu: EmulatorThread, tmp_pa
     assert emu.stats()["runs_created"] == created
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_output_folder_that_cannot_be_made_is_refused_before_the_run(
+    emu: EmulatorThread,
+) -> None:
+    """/proc takes no new folder, even for root (whom os.access lets through)."""
+    created = emu.stats()["runs_created"]
+    target = "/proc/codegen-no-such-folder/setup.sh"
+    proc = run_cli("setup-commands", "456", "--output", target, "--wait", env=emu_env(emu))
+    assert "--output" in one_error_line(proc, ExitCode.USAGE)
+    assert emu.stats()["runs_created"] == created
+    assert not Path(target).parent.exists()
+
+
 def test_write_failure_after_the_run_keeps_the_result(
     emu: EmulatorThread,
     tmp_path: Path,

@@ -461,20 +461,33 @@ async def cmd_setup_commands(ctx: Context) -> int:
 
 
 def _check_writable(path: Path) -> None:
-    """A usage error unless ``path`` can be written (its missing folders created)."""
+    """A usage error unless ``path`` can be written (its missing folders created).
+
+    Tried, not only asked of ``os.access`` (which lets root through everywhere): the first
+    missing folder is made and removed again, or the file is opened for appending (a new
+    one is removed again), so that nothing is left behind.
+    """
     if path.is_dir():
         raise CLIError(f"--output {path} is a directory")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise CLIError(f"--output {path} is not writable")
-        return
     folder = path.parent
+    missing = None
     while not folder.exists():
-        folder = folder.parent
+        folder, missing = folder.parent, folder
     if not folder.is_dir():
         raise CLIError(f"--output {path}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CLIError(f"--output {path}: cannot create files in {folder}")
+    try:
+        if missing is not None:
+            missing.mkdir()
+            missing.rmdir()
+        elif path.exists():
+            with path.open("ab"):
+                pass
+        else:
+            with path.open("xb"):
+                pass
+            path.unlink()
+    except OSError as exc:
+        raise CLIError(f"--output {path}: {exc.strerror or exc}") from None
 
 
 def _write_script(path: Path, text: str) -> None:
