@@ -294,6 +294,8 @@ class FleetWatcher:
         if self._local:
             self._deliver(key, event)
             return
+        if not self._leading:
+            return  # the lease was lost: the relays are being dropped, the new leader polls
         payload = "!" if event.run is None else json.dumps(unstructure(event.run))
         self._outbox.append((key, payload, final))
         self._flush_soon()
@@ -392,7 +394,7 @@ class FleetWatcher:
         settings = self._settings
         self._stream_id = await self._stream_tail(redis)
         refresh_at = renew_at = 0.0
-        while self._subs or self._outbox:
+        while self._subs:
             now = time.monotonic()
             await self._register(redis, refresh_all=now >= refresh_at)
             if now >= refresh_at:
@@ -499,6 +501,8 @@ class FleetWatcher:
         """Give the lease back at once (this process waits on nothing any more)."""
         if not self._leading:
             return
-        self._leading = False
         redis = self._backend.state().client
+        if self._outbox:  # what it saw last still reaches the others
+            await self._publish(redis)
+        self._leading = False
         await redis.eval(_DROP_LUA, 1, self._lease_key, self.peer)
