@@ -55,7 +55,7 @@ DEFAULT_OUT: Final = {
     False: BENCH_DIR / "results" / "latest",
     True: BENCH_DIR / "results" / "quick",
 }
-DEFAULT_TIMEOUT: Final = {False: 1800.0, True: 120.0}
+DEFAULT_TIMEOUT: Final = {False: 1800.0, True: 300.0}
 
 OK: Final = "ok"
 FAILED: Final = "failed"
@@ -382,7 +382,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         metavar="SECONDS",
-        help="per-scenario time limit; default 1800 (120 with --quick)",
+        help="per-scenario time limit; default 1800 (300 with --quick)",
     )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
