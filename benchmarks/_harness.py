@@ -23,6 +23,11 @@ code is 1.
 
 Each scenario runs in a fresh interpreter (``python -m benchmarks._harness --child NAME``),
 so that one scenario's imports, garbage, threads and event loops cannot affect another's.
+Nothing it starts outlives the run, however the run is stopped (see ``benchmarks._procs``):
+its own session, its standard input a lifeline from the harness, SIGTERM and SIGHUP turned
+into a cleanup. Its output is unbuffered, and a scenario stopped by the time limit (or any
+SIGTERM) writes every thread's stack to its log first, so that an overrun shows where it
+waited.
 """
 
 from __future__ import annotations
@@ -34,18 +39,21 @@ import os
 import platform
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
 from benchmarks import NotAvailable
+from benchmarks._procs import die_with_tree, on_parent_exit, stop_tree
 
 __all__ = ["discover", "main", "run_scenario", "validate"]
 
@@ -149,8 +157,13 @@ def validate(result: Any) -> list[str]:
 # --- the child: one scenario in its own interpreter --------------------------------------
 def _child(name: str, quick: bool, result_path: Path) -> int:
     """Import and run one scenario; write its dictionary (or why not) to ``result_path``."""
+    import faulthandler
     import importlib
 
+    # Stopped by the harness (its time limit, its own stop): the stacks say where it waited.
+    faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
+    if stat.S_ISFIFO(os.fstat(0).st_mode):  # the harness's lifeline (not run by hand)
+        on_parent_exit(lambda: die_with_tree(f"benchmark {name}: the harness went away"))
     try:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         run = getattr(module, "run", None)
@@ -178,7 +191,8 @@ def _child(name: str, quick: bool, result_path: Path) -> int:
 def _child_env() -> dict[str, str]:
     existing = os.environ.get("PYTHONPATH")
     path = str(REPO_ROOT) if not existing else f"{REPO_ROOT}{os.pathsep}{existing}"
-    return {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
+    # Unbuffered: what a scenario printed is in its log even when it is killed.
+    return {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
 
 
 def run_scenario(name: str, *, quick: bool, timeout: float, log_path: Path) -> dict[str, Any]:
@@ -195,12 +209,13 @@ def run_scenario(name: str, *, quick: bool, timeout: float, log_path: Path) -> d
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log:
             # Its own session (process group), so that servers it started die with it
-            # even when it is killed before it can stop them.
+            # even when it is killed before it can stop them; its standard input is a pipe
+            # never written to, closed by the kernel if this process dies (its lifeline).
             proc = subprocess.Popen(
                 cmd,
                 cwd=REPO_ROOT,
                 env=_child_env(),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -209,9 +224,12 @@ def run_scenario(name: str, *, quick: bool, timeout: float, log_path: Path) -> d
             try:
                 returncode = proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                pass
+                log.write(f"\n[harness] timed out after {timeout:.0f}s; stopping it\n")
+                log.flush()
             finally:
-                _kill_group(proc)
+                stop_tree(proc)
+                assert proc.stdin is not None
+                proc.stdin.close()
         record["seconds"] = round(time.perf_counter() - started, 2)
         outcome = _read_outcome(result_path)
     if returncode is None:
@@ -249,31 +267,28 @@ def run_scenario(name: str, *, quick: bool, timeout: float, log_path: Path) -> d
     }
 
 
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    """Stop a scenario's process group: the child (if still running) and what it left."""
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break  # nobody left in the group
-        if grace is None:
-            break
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            continue
-        if not _group_alive(proc.pid):
-            break
-        time.sleep(0.2)  # the child is gone; give what it started a moment, then kill
-    proc.wait()
+@contextmanager
+def _cleanup_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``SystemExit`` (as SIGINT raises ``KeyboardInterrupt``), so
+    that the running scenario is stopped by ``run_scenario``'s cleanup instead of being left
+    behind; a repeated signal is ignored until the cleanup is done."""
+    sigs = (signal.SIGTERM, signal.SIGHUP)
 
+    def stop(signum: int, frame: object) -> None:
+        for sig in sigs:
+            signal.signal(sig, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
 
-def _group_alive(pgid: int) -> bool:
     try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        previous = {sig: signal.signal(sig, stop) for sig in sigs}
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _read_outcome(path: Path) -> dict[str, Any] | None:
@@ -390,6 +405,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_all(names: list[str], *, quick: bool, timeout: float, out: Path) -> list[dict[str, Any]]:
+    records = []
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
+        record = run_scenario(
+            name, quick=quick, timeout=timeout, log_path=out / "logs" / f"{name}.log"
+        )
+        records.append(record)
+        detail = ""
+        if record["status"] == FAILED:
+            detail = ": " + record["error"].splitlines()[0]
+        elif record["status"] == NOT_AVAILABLE:
+            detail = ": " + (record.get("reason") or "")[:200]
+        print(f" {record['status']} ({record['seconds']:.1f}s){detail}", file=sys.stderr)
+    return records
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected scenarios and write the report; 0 if none failed, else 1 (2: usage)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -413,20 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout = args.timeout or DEFAULT_TIMEOUT[args.quick]
     meta = environment(args_list, args.quick)
 
-    records = []
     total = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
-        record = run_scenario(
-            name, quick=args.quick, timeout=timeout, log_path=out / "logs" / f"{name}.log"
-        )
-        records.append(record)
-        detail = ""
-        if record["status"] == FAILED:
-            detail = ": " + record["error"].splitlines()[0]
-        elif record["status"] == NOT_AVAILABLE:
-            detail = ": " + (record.get("reason") or "")[:200]
-        print(f" {record['status']} ({record['seconds']:.1f}s){detail}", file=sys.stderr)
+    with _cleanup_on_signals():
+        records = _run_all(names, quick=args.quick, timeout=timeout, out=out)
     meta["seconds"] = round(time.perf_counter() - total, 1)
 
     from benchmarks._report import write_report

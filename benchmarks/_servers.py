@@ -10,7 +10,9 @@ never charged to the client being measured.
   unfinished for a given time. By hand: ``python -m benchmarks._servers --emulator-runs N``.
 
 Both print one JSON line (where they listen, the token, ...) and serve until SIGINT or
-SIGTERM.
+SIGTERM, or (started by these functions, ``--exit-with-stdin``) until their standard input,
+a pipe from the process that started them, closes: they stop with it even when it is
+SIGKILLed (see ``benchmarks._procs``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
+
+from benchmarks._procs import exit_with_parent
 
 __all__ = [
     "AGENT_RUN_ID",
@@ -253,9 +257,10 @@ def serve_emulator(
 
 def _spawn(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._servers", *args],
+        [sys.executable, "-m", "benchmarks._servers", "--exit-with-stdin", *args],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": _pythonpath()},
+        stdin=subprocess.PIPE,  # never written to: its lifeline
         stdout=subprocess.PIPE,
         stderr=None,  # let a crash show on our standard error
         text=True,
@@ -308,7 +313,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--run-seconds", type=float, default=600.0, help="real seconds an emulator run lasts"
     )
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="also stop when standard input closes (the parent's lifeline)",
+    )
     args = parser.parse_args(argv)
+    if args.exit_with_stdin:
+        exit_with_parent()
     if args.emulator_runs is not None:
         asyncio.run(_serve_emulator(args.emulator_runs, args.time_scale, args.run_seconds))
     else:

@@ -47,6 +47,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from benchmarks._procs import exit_with_parent
 from benchmarks._servers import REPO_ROOT, stop_process
 from codegen_async import ENDPOINTS
 from codegen_async._polling import full_sweep_seconds
@@ -124,9 +125,11 @@ def emulator(runs: int, seed: int, duration: tuple[float, float]) -> Iterator[di
             f"--runs={runs}",
             f"--seed={seed}",
             f"--duration={duration[0]},{duration[1]}",
+            "--exit-with-stdin",
         ],
         cwd=REPO_ROOT,
         env=env,
+        stdin=subprocess.PIPE,  # never written to: its lifeline (benchmarks._procs)
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -339,7 +342,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--duration", default="5,300", help=argparse.SUPPRESS)
+    parser.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.exit_with_stdin:
+        exit_with_parent()
     if args.serve:
         low, high = (float(x) for x in args.duration.split(","))
         asyncio.run(_serve(args.runs, args.seed, (low, high)))

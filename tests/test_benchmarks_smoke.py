@@ -22,14 +22,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run the harness; stopped by anything (its timeout, pytest-timeout's exception), it gets
+    SIGTERM and stops its scenario (subprocess.run would SIGKILL it, leaving that to the
+    scenario's lifeline: tests/test_benchmarks_cleanup.py)."""
+    with subprocess.Popen(
         [sys.executable, "-m", "benchmarks", *args],
         cwd=REPO_ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
-    )
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            finally:
+                proc.kill()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 # Every scenario in a subprocess (bounded at 600 s by _bench): minutes on a loaded machine.
