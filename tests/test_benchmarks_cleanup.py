@@ -159,9 +159,10 @@ time.sleep(600)
 """
 
 
-def _parent(*args: str) -> tuple[subprocess.Popen[bytes], Any]:
+def _start(script: str, *args: str) -> tuple[subprocess.Popen[bytes], Any]:
+    """``script`` in a session of its own; its stdin a pipe; the process whose pid it prints."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _PARENT, *args],
+        [sys.executable, "-c", script, *args],
         cwd=REPO_ROOT,
         env=_env(),
         stdin=subprocess.PIPE,
@@ -176,7 +177,7 @@ def _parent(*args: str) -> tuple[subprocess.Popen[bytes], Any]:
 
 @pytest.mark.timeout(120)
 def test_stop_tree_reaches_a_grandchild_in_another_session(survivors: list[Any]) -> None:
-    proc, grandchild = _parent()
+    proc, grandchild = _start(_PARENT)
     survivors += [psutil.Process(proc.pid), grandchild]
     stop_tree(proc, grace=2.0)
     assert proc.returncode is not None
@@ -190,7 +191,7 @@ def test_stop_tree_reaches_a_grandchild_in_another_session(survivors: list[Any])
 def test_a_closed_lifeline_kills_the_tree_even_in_another_session(
     survivors: list[Any],
 ) -> None:
-    proc, grandchild = _parent("--lifeline")
+    proc, grandchild = _start(_PARENT, "--lifeline")
     survivors += [psutil.Process(proc.pid), grandchild]
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.close()  # as when the harness dies: the kernel closes its end
@@ -211,20 +212,11 @@ with serve_get_run() as server:
 @pytest.mark.timeout(120)
 def test_a_benchmark_server_stops_when_its_parent_is_killed(survivors: list[Any]) -> None:
     """A scenario run by hand and SIGKILLed: the server it started stops by itself."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER_PARENT],
-        cwd=REPO_ROOT,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, "the server did not start"
-    server = psutil.Process(int(line))
+    proc, server = _start(_SERVER_PARENT)
     survivors += [server]
     proc.kill()
     proc.wait()
-    proc.stdout.close()
+    for stream in (proc.stdin, proc.stdout):
+        assert stream is not None
+        stream.close()
     _assert_all_gone([server])
