@@ -114,19 +114,23 @@ def die_with_tree(reason: str) -> None:
     os._exit(1)
 
 
-def on_parent_exit(action: Callable[[], None], fd: int = 0) -> threading.Thread:
-    """Call ``action`` (in a daemon thread) when ``fd`` reaches end-of-file.
+def on_parent_exit(action: Callable[[], None]) -> threading.Thread:
+    """Call ``action`` (in a daemon thread) when standard input reaches end-of-file.
 
-    ``fd`` is the read end of a pipe whose write end only the parent holds (its standard
-    input by default): end-of-file means the parent closed it or died.
+    Standard input is the read end of a pipe whose write end only the parent holds:
+    end-of-file means the parent closed it or died. It is moved to a private descriptor and
+    replaced by ``/dev/null``, so that processes started from here inherit no lifeline
+    (and a program that reads its input finds it empty, as before).
     """
+    fd = os.dup(0)  # not inheritable
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
 
     def watch() -> None:
         while True:
             try:
                 chunk = os.read(fd, 4096)
-            except InterruptedError:  # pragma: no cover - retried by os.read since 3.5
-                continue
             except OSError:
                 chunk = b""
             if not chunk:

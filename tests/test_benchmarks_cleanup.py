@@ -220,3 +220,30 @@ def test_a_benchmark_server_stops_when_its_parent_is_killed(survivors: list[Any]
         assert stream is not None
         stream.close()
     _assert_all_gone([server])
+
+
+_READER = """
+import subprocess, sys
+from benchmarks._procs import on_parent_exit
+on_parent_exit(lambda: None)
+reader = [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"]
+print(subprocess.run(reader, capture_output=True, text=True, timeout=30).stdout, flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_lifeline_is_not_handed_down() -> None:
+    """What the watching process starts reads an empty input, not its open lifeline."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _READER],
+        cwd=REPO_ROOT,
+        env=_env(),
+        stdin=subprocess.PIPE,  # held open until the reader is done
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        read = proc.stdout.readline()
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+    assert read.strip() == "0"  # it read an empty input, at once
