@@ -336,6 +336,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _baseline_prefix() -> str:
+    """``CODEGEN_BENCH_BASELINE=... `` when the run compares with another checkout."""
+    baseline = os.environ.get("CODEGEN_BENCH_BASELINE")
+    return f"CODEGEN_BENCH_BASELINE={shlex.quote(baseline)} " if baseline else ""
+
+
 def environment(argv: Sequence[str], quick: bool) -> dict[str, Any]:
     """Where and how the run happened: machine, Python, packages, commit, command."""
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -345,7 +351,9 @@ def environment(argv: Sequence[str], quick: bool) -> dict[str, Any]:
         load = None
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks" + "".join(f" {shlex.quote(a)}" for a in argv),
+        "command": _baseline_prefix()
+        + "python -m benchmarks"
+        + "".join(f" {shlex.quote(a)}" for a in argv),
         "quick": quick,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),

@@ -12,7 +12,19 @@ Async clients run at concurrency 1 (sequential) and 64 (64 tasks in one loop); b
 clients run sequentially and on a pool of 16 threads. Ratios compare with raw aiohttp at
 concurrency 1 (sequential rows) or 64 (concurrent rows).
 
-Run it alone with ``python -m benchmarks.bench_overhead [--quick]``.
+Before measuring, every child frees one 1 MiB block. glibc serves blocks over its mmap
+threshold (128 KiB in a fresh process) with their own ``mmap``, and raises that threshold the
+first time such a block is freed. asyncio reads each socket into a fresh 256 KiB buffer, so a
+process that has never freed a large block pays an ``mmap``/``mremap``/``munmap`` round trip
+(about 12 µs here) on every read, and whether a client's process is in that state depended on
+what its imports happened to allocate. Freeing one block puts every client in the state a
+long-running process is in anyway.
+
+To compare with another version of the SDK side by side (say 0.1.0 in a worktree), set
+``CODEGEN_BENCH_BASELINE=/path/to/that/checkout``: its ``AsyncAgent`` and ``codegen_sync.Agent``
+are measured in the same repetitions, as rows marked ``@ baseline``.
+
+Run it alone with ``python -m benchmarks.bench_overhead [--quick] [--baseline PATH]``.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Final
 
 from benchmarks._servers import REPO_ROOT, ServerInfo, serve_get_run
@@ -46,13 +59,18 @@ CLIENTS: Final = (
     ("codegen-api-client", "sync"),
 )
 
-FULL: Final = {"calls": 3000, "reps": 3, "warmup": 300}
+FULL: Final = {"calls": 3000, "reps": 5, "warmup": 300}
 QUICK: Final = {"calls": 300, "reps": 1, "warmup": 64}
 
-# Goals of issue 9, checked in the notes (never asserted).
-GOAL_RPS_SHARE: Final = 0.80
-GOAL_CPU_RATIO: Final = 1.3
+# Goals (issues 9 and 13), checked in the notes (never asserted).
+GOAL_RPS_SHARE: Final = 0.85
+GOAL_CPU_RATIO: Final = 1.2
 GOAL_VS_OFFICIAL: Final = 2.5
+
+BASELINE_ENV: Final = "CODEGEN_BENCH_BASELINE"
+BASELINE_MARK: Final = " @ baseline"
+# The SDK's own clients, measured again from the baseline checkout when one is given.
+SDK_CLIENTS: Final = ("AsyncAgent", "codegen_sync.Agent")
 
 
 class Unavailable(Exception):
@@ -195,11 +213,12 @@ async def _measure_async(
     server: ServerInfo,
     calls: int,
     warmup: int,
+    modes: tuple[int, ...] = (),
 ) -> dict[str, dict[str, float]]:
     call, close = await factory(server)
     out: dict[str, dict[str, float]] = {}
     try:
-        for concurrency in (1, ASYNC_CONCURRENCY):
+        for concurrency in modes or (1, ASYNC_CONCURRENCY):
             await _drive_async(call, concurrency, max(warmup, 2 * concurrency))
             wall, cpu = time.perf_counter(), time.process_time()
             await _drive_async(call, concurrency, calls)
@@ -226,16 +245,21 @@ def _measure_sync(
     server: ServerInfo,
     calls: int,
     warmup: int,
+    modes: tuple[int, ...] = (),
 ) -> dict[str, dict[str, float]]:
     call, close = factory(server)
     out: dict[str, dict[str, float]] = {}
+    modes = modes or (1, THREADS)
     try:
-        for _ in range(warmup):
-            call()
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(calls):
-            call()
-        out["1"] = {"seconds": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+        if 1 in modes:
+            for _ in range(warmup):
+                call()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                call()
+            out["1"] = {"seconds": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+        if THREADS not in modes:
+            return out
         with ThreadPoolExecutor(THREADS) as pool:
             _drive_threads(pool, call, THREADS, max(warmup, 2 * THREADS))
             wall, cpu = time.perf_counter(), time.process_time()
@@ -249,19 +273,40 @@ def _measure_sync(
     return out
 
 
-def _child(client: str, server: ServerInfo, calls: int, warmup: int) -> dict[str, Any]:
-    """Measure one client in this process; a JSON-ready dict of modes, or why it cannot."""
+def _settle_allocator() -> None:
+    """Free one block over glibc's mmap threshold, so that it stops mapping 256 KiB reads.
+
+    See the module note: without this, each client's per-read cost depends on its imports.
+    """
+    block = bytearray(1 << 20)
+    del block
+
+
+def _child(
+    client: str, server: ServerInfo, calls: int, warmup: int, only: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """Measure one client in this process; a JSON-ready dict of modes, or why it cannot.
+
+    ``only`` limits the modes (calls in flight) measured; all of the client's by default.
+    """
+    _settle_allocator()
     try:
         if client in ASYNC_FACTORIES:
-            modes = asyncio.run(_measure_async(ASYNC_FACTORIES[client], server, calls, warmup))
+            modes = asyncio.run(
+                _measure_async(ASYNC_FACTORIES[client], server, calls, warmup, only)
+            )
         else:
-            modes = _measure_sync(SYNC_FACTORIES[client], server, calls, warmup)
+            modes = _measure_sync(SYNC_FACTORIES[client], server, calls, warmup, only)
     except Unavailable as exc:
         return {"unavailable": str(exc)}
-    return {"modes": modes}
+    sdk = sys.modules.get("codegen_async")
+    # Where the SDK measured came from (this checkout or a baseline's), for the record.
+    return {"modes": modes, "sdk": getattr(sdk, "__file__", None)}
 
 
-def _run_child(client: str, server: ServerInfo, calls: int, warmup: int) -> dict[str, Any]:
+def _run_child(
+    client: str, server: ServerInfo, calls: int, warmup: int, sdk_path: str | None = None
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
@@ -282,6 +327,7 @@ def _run_child(client: str, server: ServerInfo, calls: int, warmup: int) -> dict
         str(calls),
         "--warmup",
         str(warmup),
+        *(["--sdk-path", sdk_path] if sdk_path else []),
     ]
     existing = os.environ.get("PYTHONPATH")
     env = {
@@ -305,24 +351,43 @@ def _mode_label(kind: str, concurrency: int) -> str:
     return f"{concurrency} tasks" if kind == "async" else f"{concurrency} threads"
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Measure every client; rows of medians with ratios to raw aiohttp."""
+def _measured(baseline: str | None) -> list[tuple[str, str, str | None]]:
+    """(row name, client, SDK checkout to import it from) for every client to measure."""
+    clients: list[tuple[str, str, str | None]] = [(c, c, None) for c, _kind in CLIENTS]
+    if baseline:
+        clients += [(c + BASELINE_MARK, c, baseline) for c in SDK_CLIENTS]
+    return clients
+
+
+def run(quick: bool = False, baseline: str | None = None) -> dict[str, Any]:
+    """Measure every client; rows of medians with ratios to raw aiohttp.
+
+    Args:
+        quick: A short smoke run.
+        baseline: A checkout of another SDK version to measure beside this one (default:
+            ``$CODEGEN_BENCH_BASELINE``, if set).
+    """
     settings = QUICK if quick else FULL
     calls, reps, warmup = settings["calls"], settings["reps"], settings["warmup"]
+    baseline = baseline or os.environ.get(BASELINE_ENV) or None
+    if baseline and not (Path(baseline) / "codegen_async" / "__init__.py").is_file():
+        raise ValueError(f"{BASELINE_ENV}={baseline!r} is not a checkout of codegen-async")
+    kinds = dict(CLIENTS)
+    measured = _measured(baseline)
     # (client, mode) -> repetition -> {"seconds", "cpu"}
     samples: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
     unavailable: dict[str, str] = {}
     with serve_get_run() as server:
         for rep in range(reps):
-            for client, _kind in CLIENTS:
-                if client in unavailable:
+            for name, client, sdk_path in measured:
+                if name in unavailable:
                     continue
-                result = _run_child(client, server, calls, warmup)
+                result = _run_child(client, server, calls, warmup, sdk_path)
                 if "unavailable" in result:
-                    unavailable[client] = result["unavailable"]
+                    unavailable[name] = result["unavailable"]
                     continue
                 for mode, sample in result["modes"].items():
-                    samples.setdefault((client, mode), {})[rep] = sample
+                    samples.setdefault((name, mode), {})[rep] = sample
 
     def rps(sample: dict[str, float]) -> float:
         return calls / sample["seconds"]
@@ -331,7 +396,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         return sample["cpu"] / calls * 1000
 
     rows: list[dict[str, Any]] = []
-    for client, kind in CLIENTS:
+    for client, real_client, _path in measured:
+        kind = kinds[real_client]
         modes = (1, ASYNC_CONCURRENCY) if kind == "async" else (1, THREADS)
         for concurrency in modes:
             row: dict[str, Any] = {
@@ -382,7 +448,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         "process. Ratios: sequential rows against raw aiohttp sequential, concurrent rows "
         f"against raw aiohttp at {ASYNC_CONCURRENCY} tasks; each is the median of the "
         "per-repetition ratios (every repetition runs all clients back to back).",
+        "Each client's process first frees a 1 MiB block, so that glibc serves asyncio's "
+        "256 KiB socket reads from its heap in every client alike (see the module note).",
         *_goal_notes(rows),
+        *_baseline_notes(samples, baseline, calls),
     ]
     notes.extend(f"{client}: not available ({why})" for client, why in unavailable.items())
     return {
@@ -447,6 +516,30 @@ def _goal_notes(rows: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def _baseline_notes(
+    samples: dict[tuple[str, str], dict[int, dict[str, float]]], baseline: str | None, calls: int
+) -> list[str]:
+    """This checkout's SDK clients against the baseline's: per-repetition CPU ratios, median."""
+    if not baseline:
+        return []
+    notes = [f"Baseline: {baseline}."]
+    for client in SDK_CLIENTS:
+        for mode, runs in sorted(
+            (mode, runs) for (name, mode), runs in samples.items() if name == client
+        ):
+            base = samples.get((client + BASELINE_MARK, mode), {})
+            pairs = [(runs[rep], base[rep]) for rep in runs if rep in base]
+            if not pairs:
+                continue
+            cpu = statistics.median(now["cpu"] / then["cpu"] for now, then in pairs)
+            rps = statistics.median(then["seconds"] / now["seconds"] for now, then in pairs)
+            notes.append(
+                f"{client} at {mode} in flight against the baseline: CPU per call {cpu:.3f}x, "
+                f"req/s {rps:.3f}x (median of {len(pairs)} paired repetitions)."
+            )
+    return notes
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -459,12 +552,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=FULL["calls"], help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=FULL["warmup"], help=argparse.SUPPRESS)
+    parser.add_argument("--sdk-path", help=argparse.SUPPRESS)
+    parser.add_argument("--modes", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", help="another checkout of the SDK to measure beside this one")
     args = parser.parse_args(argv)
     if args.child:
+        if args.sdk_path:
+            # Import the SDK from that checkout; nothing has imported it yet in this child.
+            sys.path.insert(0, str(Path(args.sdk_path).resolve()))
         server = ServerInfo(**json.loads(args.server))
-        print(json.dumps(_child(args.child, server, args.calls, args.warmup)))
+        only = tuple(int(m) for m in args.modes.split(",") if m)
+        print(json.dumps(_child(args.child, server, args.calls, args.warmup, only)))
         return
-    result = run(quick=args.quick)
+    result = run(quick=args.quick, baseline=args.baseline)
     for row in result["rows"]:
         print(row)
     for note in result["notes"]:
