@@ -306,7 +306,7 @@ class Transport:
         attempt = 0
         while True:
             if limiter is not None:  # acquire a slot of the route's quota
-                waited = await self._acquire(limiter, until, endpoint, url)
+                waited = await self._acquire(limiter, until, deadline, endpoint, url)
                 if waited:
                     self._count_wait(waited)
                     log.info(
@@ -441,7 +441,12 @@ class Transport:
         return aiohttp.ClientTimeout(total=total, connect=connect)
 
     async def _acquire(
-        self, limiter: Limiter, until: float | None, endpoint: Endpoint, url: str
+        self,
+        limiter: Limiter,
+        until: float | None,
+        deadline: float | None,
+        endpoint: Endpoint,
+        url: str,
     ) -> float:
         """A slot of the route's quota; closing the client ends the wait at once.
 
@@ -453,9 +458,9 @@ class Transport:
         assert task is not None
         shared.quota_waiters.add(task)
         try:
-            if until is None:
+            if until is None or deadline is None:
                 return await limiter.acquire()
-            return await self._acquire_before(limiter, until, endpoint, url)
+            return await self._acquire_before(limiter, until, deadline, endpoint, url)
         except asyncio.CancelledError:
             if task not in shared.closed_under:
                 raise
@@ -470,7 +475,7 @@ class Transport:
             shared.quota_waiters.discard(task)
 
     async def _acquire_before(
-        self, limiter: Limiter, until: float, endpoint: Endpoint, url: str
+        self, limiter: Limiter, until: float, deadline: float, endpoint: Endpoint, url: str
     ) -> float:
         """A slot of the route's quota before the call's deadline, else a RateLimitError.
 
@@ -480,6 +485,14 @@ class Transport:
         try:
             return await limiter.acquire(until)
         except QuotaWaitExceeded as exc:
+            if exc.backend_silent:  # Redis stalled: no request was sent, no quota is known
+                raise _deadline_error(
+                    deadline,
+                    endpoint,
+                    url,
+                    0,
+                    "the rate-limit backend (Redis) did not answer in time",
+                ) from None
             raise RateLimitError(
                 "the route's quota is used up and no slot frees before the call's deadline "
                 f"(the next is expected in {exc.retry_after:.1f}s)",
@@ -572,9 +585,11 @@ def _merge_query(params: Mapping[str, str] | QueryPairs | None, extra: QueryPair
 
 
 def _deadline_error(
-    deadline: float, endpoint: Endpoint, url: str, attempts: int
+    deadline: float, endpoint: Endpoint, url: str, attempts: int, why: str = ""
 ) -> APITimeoutError:
     tried = {0: "before any attempt", 1: "1 attempt"}.get(attempts, f"{attempts} attempts")
+    if why:
+        tried = f"{tried}: {why}"
     return APITimeoutError(
         f"{endpoint.method} {url}: the call's deadline of {deadline:g}s passed ({tried})",
         method=endpoint.method,

@@ -715,3 +715,39 @@ async def test_a_stalled_redis_does_not_hold_a_call_past_its_deadline(tmp_path: 
         await backend.aclose()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_a_call_held_by_a_stalled_redis_says_so_not_quota_used_up(
+    tmp_path: Path, me_server: str
+) -> None:
+    """Redis stalls while a call with a deadline waits on it: the call ends at its deadline
+    with APITimeoutError naming the rate-limit backend, not a 429-looking RateLimitError
+    that says the quota is used up (nobody used it up; the API was never asked)."""
+    import signal
+
+    from codegen_async import AsyncAgent
+    from codegen_async.errors import APITimeoutError, RateLimitError
+
+    proc, port = _start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    agent = AsyncAgent(TOKEN, 1, base_url=me_server, rate_limit_backend=url, fleet_polling=False)
+    try:
+        await agent.get_current_user()  # warm: the Redis connection is open
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(APITimeoutError) as caught:
+                await agent.get_current_user(deadline=1.0)
+            assert time.monotonic() - started < 4.0  # the deadline, not the socket timeout
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert not isinstance(caught.value, RateLimitError)
+        message = str(caught.value)
+        assert "deadline of 1s passed" in message
+        assert "rate-limit backend" in message and "did not answer" in message
+        assert "used up" not in message
+        assert "redis://" not in message  # the backend's URL may carry a password
+    finally:
+        await agent.aclose()
+        proc.terminate()
+        proc.wait(timeout=10)

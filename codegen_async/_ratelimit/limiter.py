@@ -24,15 +24,19 @@ class QuotaWaitExceeded(Exception):
     Attributes:
         retry_after: Seconds from the moment of raising until a slot is expected (a lower
             bound: other callers may take the next slots first).
+        backend_silent: The shared backend (Redis) did not answer before the deadline: the
+            quota may well have room, nobody knows (``retry_after`` is then 0).
     """
 
-    def __init__(self, retry_after: float, name: str = "") -> None:
+    def __init__(self, retry_after: float, name: str = "", *, backend_silent: bool = False) -> None:
         self.retry_after = max(retry_after, 0.0)
+        self.backend_silent = backend_silent
         route = f" {name}" if name else ""
-        super().__init__(
-            f"rate limit{route}: no slot before the deadline; the next is expected in "
-            f"{self.retry_after:.3f}s"
-        )
+        if backend_silent:
+            why = "the rate-limit backend did not answer before the deadline"
+        else:
+            why = f"no slot before the deadline; the next is expected in {self.retry_after:.3f}s"
+        super().__init__(f"rate limit{route}: {why}")
 
 
 @attrs.frozen

@@ -567,7 +567,7 @@ class RedisLimiter:
         if done:
             return call.result()
         call.add_done_callback(functools.partial(self._after_deadline, state, member))
-        raise QuotaWaitExceeded(0.0, self.name)
+        raise QuotaWaitExceeded(0.0, self.name, backend_silent=True)
 
     async def _eval_acquire(self, state: _LoopClient, member: str) -> tuple[bool, int, bool]:
         backend = self._backend
