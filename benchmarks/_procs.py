@@ -87,15 +87,24 @@ def stop_tree(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
     whatever is left after ``grace`` seconds. Returns once the child is reaped.
     """
     pgid = proc.pid
-    tree = descendants(proc.pid)
-    _signal(pgid, tree, signal.SIGTERM)
+    tree: list[Any] = []
+
+    def look() -> list[Any]:
+        # Only while the child is not reaped: its pid cannot be another process's yet.
+        new = []
+        if proc.returncode is None:
+            new = [p for p in descendants(proc.pid) if p not in tree]
+            tree.extend(new)
+        return new
+
+    _signal(pgid, look(), signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        tree += [p for p in descendants(proc.pid) if p not in tree]
+        _signal(None, look(), signal.SIGTERM)
         if proc.poll() is not None and not _alive(tree) and not _group_alive(pgid):
             break
         time.sleep(_POLL)
-    tree += [p for p in descendants(proc.pid) if p not in tree]
+    look()
     _signal(pgid, _alive(tree), signal.SIGKILL)
     proc.wait()
 
