@@ -26,8 +26,8 @@ so that one scenario's imports, garbage, threads and event loops cannot affect a
 Nothing it starts outlives the run, however the run is stopped (see ``benchmarks._procs``):
 its own session, its standard input a lifeline from the harness, SIGTERM and SIGHUP turned
 into a cleanup. Its output is unbuffered, and a scenario stopped by the time limit (or any
-SIGTERM) writes every thread's stack to its log first, so that an overrun shows where it
-waited.
+SIGTERM) writes every thread's and every asyncio task's stack to its log first
+(``benchmarks._stacks``), so that an overrun shows where it waited.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from typing import Any, Final
 
 from benchmarks import NotAvailable
 from benchmarks._procs import die_with_tree, on_parent_exit, stop_tree
+from benchmarks._stacks import dump_stacks_on_sigterm
 
 __all__ = ["discover", "main", "run_scenario", "validate"]
 
@@ -157,11 +158,10 @@ def validate(result: Any) -> list[str]:
 # --- the child: one scenario in its own interpreter --------------------------------------
 def _child(name: str, quick: bool, result_path: Path) -> int:
     """Import and run one scenario; write its dictionary (or why not) to ``result_path``."""
-    import faulthandler
     import importlib
 
     # Stopped by the harness (its time limit, its own stop): the stacks say where it waited.
-    faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
+    dump_stacks_on_sigterm()
     if stat.S_ISFIFO(os.fstat(0).st_mode):  # the harness's lifeline (not run by hand)
         on_parent_exit(lambda: die_with_tree(f"benchmark {name}: the harness went away"))
     try:
