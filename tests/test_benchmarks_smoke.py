@@ -47,8 +47,8 @@ def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
 # Every scenario in a subprocess (bounded at 600 s by _bench): minutes on a loaded machine.
 # slow: eight scenarios in subprocesses. Run by the 3.11 suite; the other interpreters' CI
 # lanes leave it out (the quick fanout scenario went past its 120 s limit twice in a 3.10
-# lane running beside two other suites, though 11 runs of it alone or four at once took
-# 6-11 s: under investigation, see CHANGELOG).
+# lane running beside two other suites: the run poller's missed wake-up under load, fixed;
+# see CHANGELOG).
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_run_writes_results_and_report(tmp_path: Path) -> None:

@@ -352,8 +352,9 @@ class RunPoller:
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         while self._tracked:
             wake.clear()
+            since = self._now()  # read before the plan's clock: see _idle
             if self._pick(route) is None:
-                await self._idle(route)
+                await self._idle(route, since)
                 continue
             await slots.acquire()
             try:
@@ -371,11 +372,16 @@ class RunPoller:
             task.add_done_callback(sends.discard)
             task.add_done_callback(lambda _task: slots.release())
 
-    async def _idle(self, route: Route) -> None:
-        """Wait until a run falls due or the state changes (a wait, an answer)."""
-        now = self._now()
-        due = min((t.next_due for t in self._tracked.values() if t.next_due > now), default=None)
-        delay = None if due is None else due - now
+    async def _idle(self, route: Route, since: float) -> None:
+        """Wait until a run falls due or the state changes (a wait, an answer).
+
+        ``since`` is a time read before the plan that had nothing to send: a run not due
+        then may be due by now (a loaded machine can deschedule the process between the
+        two). Measured from ``now`` instead, such a run was neither planned nor waited
+        for, and with no request in flight to wake the worker, every wait hung for good.
+        """
+        due = min((t.next_due for t in self._tracked.values() if t.next_due > since), default=None)
+        delay = None if due is None else due - self._now()
         wake = self._wakes[route]
         if wake.is_set():
             return

@@ -703,3 +703,29 @@ async def test_waits_starting_while_the_poller_winds_down_never_hang(
         )
         assert [r.id for r in runs] == ids
     assert not poller.running
+
+
+async def test_a_run_falling_due_while_the_worker_turns_idle_is_still_polled(
+    fake: FakeRuns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loaded machine: the process is descheduled right after a worker found nothing to
+    # send, long enough for the runs it had just planned as "not yet due" to fall due. The
+    # worker then went idle with no timer (nothing due "later") and no request in flight to
+    # wake it: every wait hung for good (the quick fanout benchmark overran its limit).
+    frozen = {"now": 100.0}
+    pick = RunPoller._pick
+
+    def pick_then_descheduled(self: RunPoller, route: Any) -> Any:
+        job = pick(self, route)
+        if job is None:
+            frozen["now"] += 1.0  # more than any interval between two polls here
+        return job
+
+    monkeypatch.setattr(RunPoller, "_pick", pick_then_descheduled)
+    poller = RunPoller(fake, clock=lambda: frozen["now"])
+    try:
+        ids = fake.add(3, states=("ACTIVE", "ACTIVE", "COMPLETE"))
+        runs = await asyncio.wait_for(_polling.wait_for_runs(poller, ORG, ids), 10)
+        assert all(run.status == "completed" for run in runs.values())
+    finally:
+        await poller.aclose()
