@@ -39,8 +39,9 @@ from ._polling import (
     FleetSettings,
     FleetWatcher,
     RunPoller,
+    fleet_fingerprint,
 )
-from ._ratelimit import REGISTRY, RateLimits, credential_fingerprint
+from ._ratelimit import REGISTRY, RateLimits
 from ._raw import AsyncRawResponses, RawTransport
 from ._transport import Transport, TransportStats
 from ._validation import (
@@ -1128,7 +1129,7 @@ class AsyncAgent:
                     self._poller(),
                     source,
                     backend,
-                    credential_fingerprint(self._config.token),
+                    fleet_fingerprint(self._config.token, self._config.base_url),
                     FleetSettings.for_window(source.quota("get_run").window),
                 )
         return self._run_watcher

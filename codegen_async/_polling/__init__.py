@@ -21,7 +21,7 @@ Only the names below leave the package; ``_client`` reads nothing else.
 """
 
 from ._engine import RunPoller, full_sweep_seconds, quota_rate
-from ._fleet import FleetSettings, FleetWatcher
+from ._fleet import FleetSettings, FleetWatcher, fleet_fingerprint
 from ._source import ClientRunSource, RunClient, RunPage, RunSource, parse_run_page
 from ._subscription import DEFAULT_POLL_SHARE, RunEvent, RunWatcher, Subscription
 from ._waits import (
@@ -49,6 +49,7 @@ __all__ = [
     "Subscription",
     "as_completed",
     "check_wait_args",
+    "fleet_fingerprint",
     "full_sweep_seconds",
     "is_finished",
     "parse_run_page",

@@ -23,19 +23,23 @@ background task per process while it has waits:
 * **Fallback**: when Redis fails, the process logs one warning and polls its own runs with
   its own poller until its waits end (the next wait tries Redis again).
 
-Keys: ``codegen_async:fleet:{<token fingerprint>}:...``, never the token itself.
+Keys: ``codegen_async:fleet:{<fingerprint>}:...``, a one-way name of the token *and* the
+normalised base URL (clients of different servers never share a fleet: the leader reads
+every run from its own server), never the token itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from .._converter import ResponseShapeError, structure, unstructure
 from ..errors import ClientClosedError, CodegenError
@@ -47,7 +51,7 @@ from ._subscription import DEFAULT_POLL_SHARE, RunEvent, Subscription
 if TYPE_CHECKING:
     from .._ratelimit.redis import RedisBackend
 
-__all__ = ["FLEET_PREFIX", "FleetSettings", "FleetWatcher"]
+__all__ = ["FLEET_PREFIX", "FleetSettings", "FleetWatcher", "fleet_fingerprint"]
 
 log = logging.getLogger("codegen_async.polling")
 
@@ -91,6 +95,24 @@ class FleetSettings:
         return cls(min(max(window / 10, 0.5), 5.0))
 
 
+def fleet_fingerprint(token: str, base_url: str) -> str:
+    """A one-way name for a fleet: SHA-256 of the token and the normalised base URL.
+
+    Scheme and host are compared without case and a default port is dropped, so spellings
+    of one server share a fleet; different servers (or paths under one host) never do.
+    """
+    parts = urlsplit(base_url.strip().rstrip("/"))
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        netloc = f"[{host}]" if ":" in host else host
+    else:
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    origin = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    return hashlib.sha256(f"codegen-fleet\n{token}\n{origin}".encode()).hexdigest()[:32]
+
+
 def _member(org_id: int, run_id: int) -> str:
     return f"{org_id}:{run_id}"
 
@@ -126,7 +148,8 @@ class FleetWatcher:
             and for this process alone while Redis is unreachable.
         source: Where runs come from (to read a run whose fleet poll failed).
         backend: The Redis connections of the client's rate-limit backend.
-        fingerprint: One-way name of the token (the keys' hash tag).
+        fingerprint: One-way name of the token and base URL (the keys' hash tag; see
+            :func:`fleet_fingerprint`).
         settings: The lease and expiry timing.
     """
 
