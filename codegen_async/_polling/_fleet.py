@@ -18,8 +18,11 @@ background task per process while it has waits:
   and delivers to its own waits. A wait that starts late reads ``last:`` first; and every
   ``ttl / 3`` each process re-reads ``last:`` for all its runs, so an update missed in a
   gap (a reconnect, a trimmed stream, a leader killed between the write and the append)
-  still arrives. A run whose poll ended in an error (404, a malformed answer) is marked so,
-  and each waiting process reads that run itself, to raise the client's own typed error.
+  still arrives. A *final* status read from ``last:`` is checked with one read of the run
+  (it may have been resumed since, in any process), and a process takes from the stream
+  only entries newer than its registration of the run. A run whose poll ended in an error
+  (404, a malformed answer) is marked so, and each waiting process reads that run itself,
+  to raise the client's own typed error.
 * **Fallback**: when Redis fails, the process logs one warning and polls its own runs with
   its own poller until its waits end (the next wait tries Redis again).
 
@@ -126,6 +129,13 @@ def _parse_member(member: bytes | str) -> tuple[int, int] | None:
         return None
 
 
+def _entry_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``"<ms>-<seq>"``, made by Redis) in its order."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _decode_run(raw: bytes | str | None) -> AgentRun | bool | None:
     """A stored status: the run, ``True`` for "its poll failed", ``None`` for nothing."""
     if raw is None:
@@ -176,6 +186,10 @@ class FleetWatcher:
         self._relays: dict[tuple[int, int], Subscription] = {}  # the engine's, leader or local
         self._outbox: list[tuple[tuple[int, int], str, bool]] = []  # key, payload, final
         self._seen: dict[tuple[int, int], str | None] = {}  # last status delivered (raw)
+        # Stream entry from which updates of a run are trusted: the one this process wrote
+        # when it registered the run (None: not registered yet). Older entries may be of
+        # before a resume_run; what they said is read from last: (and a final one checked).
+        self._since: dict[tuple[int, int], tuple[int, int] | None] = {}
         self._reads: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._flushing: asyncio.Task[None] | None = None
@@ -219,6 +233,7 @@ class FleetWatcher:
             if subs is None:
                 subs = self._subs[key] = []
                 self._new.add(key)
+                self._since[key] = None
                 if self._local:
                     self._relay(key)
             subs.append(sub)
@@ -264,16 +279,24 @@ class FleetWatcher:
     def _forget(self, key: tuple[int, int]) -> None:
         self._subs.pop(key, None)
         self._seen.pop(key, None)
+        self._since.pop(key, None)
         self._new.discard(key)
         relay = self._relays.pop(key, None)
         if relay is not None and self._local:
             self._spawn(self._engine.release(relay))
 
-    def _received(self, key: tuple[int, int], stored: AgentRun | bool | None) -> None:
-        """A status read from Redis (stream or ``last:``) for a run this process waits on."""
+    def _received(
+        self, key: tuple[int, int], stored: AgentRun | bool | None, *, fresh: bool = True
+    ) -> None:
+        """A status read from Redis (stream or ``last:``) for a run this process waits on.
+
+        Not ``fresh``: read from ``last:`` when registering (or re-reading) the run, so it
+        may be of before a ``resume_run`` (in any process, or outside the SDK); a final
+        status from there is checked with one read of the run before a wait ends on it.
+        """
         if stored is None or key not in self._subs:
             return
-        if stored is True:
+        if stored is True or (not fresh and isinstance(stored, AgentRun) and stored.is_terminal):
             self._spawn(self._read_myself(key))
         elif isinstance(stored, AgentRun):
             self._deliver_run(key, stored)
@@ -292,7 +315,7 @@ class FleetWatcher:
         except CodegenError as exc:
             self._deliver(key, RunEvent(key[1], error=exc))
             return
-        self._deliver(key, RunEvent(key[1], run=run))
+        self._deliver_run(key, run)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -445,9 +468,12 @@ class FleetWatcher:
             pipe.zadd(self._watch_key, members)
             pipe.mget([self._last_prefix + _member(*key) for key in keys])
             pipe.xadd(self._stream_key, {"w": "1"}, maxlen=STREAM_LENGTH, approximate=True)
-            _, stored, _ = await pipe.execute()
+            _, stored, mark = await pipe.execute()
+        since = _entry_id(mark)
         for key, raw in zip(keys, stored, strict=True):
-            self._received(key, _decode_run(raw))
+            if key in self._since and self._since[key] is None:
+                self._since[key] = since
+            self._received(key, _decode_run(raw), fresh=False)
 
     async def _lead(self, redis: Any) -> None:
         """Take the lease if it is free, renew it if it is ours; follow the set if leading."""
@@ -514,11 +540,18 @@ class FleetWatcher:
                 self._stream_id = entry_id.decode()
                 member = fields.get(b"k")
                 key = None if member is None else _parse_member(member)
-                if key is not None:
+                if key is not None and self._after_registration(key, entry_id):
                     self._received(key, _decode_run(fields.get(b"v")))
                 watched = watched or b"w" in fields
         if watched and self._leading:
             await self._follow_watch_set(redis)
+
+    def _after_registration(self, key: tuple[int, int], entry_id: bytes) -> bool:
+        """Whether a stream entry about a run is newer than this process's wait on it."""
+        if key not in self._since:
+            return False
+        since = self._since[key]
+        return since is not None and _entry_id(entry_id) > since
 
     async def _resign(self) -> None:
         """Give the lease back at once (this process waits on nothing any more)."""

@@ -134,16 +134,18 @@ async def test_a_late_wait_reads_the_stored_status(emu: Emulator, redis_url: str
         emu.client(rate_limit_backend=redis_url) as late,
         emu.client(rate_limit_backend=redis_url) as keeper,
     ):
-        # Another process leads and keeps the lease; the late wait is answered from Redis.
+        # Another process leads and keeps the lease; the late wait learns from Redis that
+        # the run ended, and checks that with one read of its own (it may have been resumed
+        # since): the fleet does not poll it again.
         other = seed_runs(emu, 1)
         hold = asyncio.ensure_future(keeper.wait_for_run(other[0]))
         await until(lambda: watcher(keeper).leading)
         run = await asyncio.wait_for(late.wait_for_run(run_id), 20)
         assert run.status == "failed" and run.status.raw == "ERROR"
-        assert late.stats.requests == 0
+        assert late.stats.requests == 1
         emu.finish_run(other[0], "completed")
         await asyncio.wait_for(hold, 20)
-    assert run_requests(emu) - before <= 3  # the keeper's own run, no re-poll of the old one
+    assert run_requests(emu) - before <= 4  # the keeper's own run, the late wait's check
 
 
 async def test_opt_out_and_memory_backend_poll_on_their_own(emu: Emulator, redis_url: str) -> None:
@@ -256,3 +258,26 @@ async def test_a_failure_inside_the_fleet_loop_never_leaves_a_wait_hanging(
             emu.finish_run(run_id, "cancelled")
         runs = await asyncio.wait_for(wait, 20)
     assert [run.status for run in runs.values()] == ["cancelled", "cancelled"]
+
+
+async def test_a_wait_after_resume_is_not_answered_by_the_old_final_status(
+    emu: Emulator, redis_url: str
+) -> None:
+    [run_id] = seed_runs(emu, 1)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as first,
+        emu.client(rate_limit_backend=redis_url) as other,
+    ):
+        wait = asyncio.ensure_future(first.wait_for_run(run_id))
+        await until(lambda: watcher(first).leading)
+        emu.finish_run(run_id, "completed")
+        assert (await asyncio.wait_for(wait, 20)).status == "completed"
+        # Resumed here, and in another process: neither may answer from the old status.
+        for resumer in (first, other):
+            assert (await resumer.resume_run(run_id, "go on")).status == "running"
+            waits = [asyncio.ensure_future(a.wait_for_run(run_id)) for a in (first, other)]
+            await asyncio.sleep(1.0)
+            assert not any(w.done() for w in waits), [w.result().status for w in waits]
+            emu.finish_run(run_id, "failed")
+            for w in waits:
+                assert (await asyncio.wait_for(w, 20)).status == "failed"
