@@ -129,6 +129,10 @@ def _parse_member(member: bytes | str) -> tuple[int, int] | None:
         return None
 
 
+def _raw(run: AgentRun) -> str | None:
+    return None if run.status is None else run.status.raw
+
+
 def _entry_id(raw: bytes | str) -> tuple[int, int]:
     """A stream entry id (``"<ms>-<seq>"``, made by Redis) in its order."""
     text = raw.decode() if isinstance(raw, bytes) else raw
@@ -185,7 +189,8 @@ class FleetWatcher:
         self._new: set[tuple[int, int]] = set()  # to register and look up in last:
         self._relays: dict[tuple[int, int], Subscription] = {}  # the engine's, leader or local
         self._outbox: list[tuple[tuple[int, int], str, bool]] = []  # key, payload, final
-        self._seen: dict[tuple[int, int], str | None] = {}  # last status delivered (raw)
+        # The last status delivered, for the runs this process waits on (only those).
+        self._seen: dict[tuple[int, int], AgentRun] = {}
         # Stream entry from which updates of a run are trusted: the one this process wrote
         # when it registered the run (None: not registered yet). Older entries may be of
         # before a resume_run; what they said is read from last: (and a final one checked).
@@ -236,6 +241,8 @@ class FleetWatcher:
                 self._since[key] = None
                 if self._local:
                     self._relay(key)
+            elif key in self._seen:  # as the plain poller: the known status comes first
+                sub.deliver(RunEvent(run_id, run=self._seen[key]))
             subs.append(sub)
         self._ensure_running()
         return sub
@@ -302,10 +309,12 @@ class FleetWatcher:
             self._deliver_run(key, stored)
 
     def _deliver_run(self, key: tuple[int, int], run: AgentRun) -> None:
-        raw = None if run.status is None else run.status.raw
-        if key in self._seen and self._seen[key] == raw and not run.is_terminal:
+        if key not in self._subs:
+            return  # the leader polled it for another process: nothing to remember here
+        seen = self._seen.get(key)
+        if seen is not None and _raw(seen) == _raw(run) and not run.is_terminal:
             return  # the same status again (a re-read of last:, the leader's own update)
-        self._seen[key] = raw
+        self._seen[key] = run
         self._deliver(key, RunEvent(key[1], run=run))
 
     async def _read_myself(self, key: tuple[int, int]) -> None:

@@ -281,3 +281,46 @@ async def test_a_wait_after_resume_is_not_answered_by_the_old_final_status(
             emu.finish_run(run_id, "failed")
             for w in waits:
                 assert (await asyncio.wait_for(w, 20)).status == "failed"
+
+
+async def first_status(agent: AsyncAgent, run_id: int) -> str:
+    async def first() -> str:
+        async for run in agent.watch_run(run_id):
+            return str(run.status)
+        raise AssertionError("watch_run ended without a status")
+
+    return await asyncio.wait_for(first(), 10)
+
+
+async def test_watch_run_gets_the_current_status_first_in_every_process(
+    emu: Emulator, redis_url: str
+) -> None:
+    a, x = seed_runs(emu, 2)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as leader,
+        emu.client(rate_limit_backend=redis_url) as follower,
+    ):
+        hold = asyncio.ensure_future(leader.wait_for_run(a))
+        await until(lambda: watcher(leader).leading)
+        waiting = asyncio.ensure_future(follower.wait_for_run(x))  # the leader polls x
+        await asyncio.sleep(0.5)
+        # The leader remembers statuses only of the runs it waits on itself.
+        assert set(watcher(leader)._seen) <= set(watcher(leader)._subs)
+        # x is already watched (and its status known) in both processes.
+        assert await first_status(follower, x) == "running"
+        assert await first_status(leader, x) == "running"
+        assert await first_status(leader, a) == "running"
+        updates: list[str] = []
+
+        async def drain() -> None:
+            async for _run in follower.as_completed(
+                [x], on_update=lambda run: updates.append(str(run.status))
+            ):
+                pass
+
+        done = asyncio.ensure_future(drain())
+        await until(lambda: bool(updates), 10)
+        assert updates[0] == "running"
+        emu.finish_run(a, "completed")
+        emu.finish_run(x, "completed")
+        await asyncio.wait_for(asyncio.gather(hold, waiting, done), 20)
