@@ -24,7 +24,9 @@ background task per process while it has waits:
   (404, a malformed answer) is marked so, and each waiting process reads that run itself,
   to raise the client's own typed error.
 * **Fallback**: when Redis fails, the process logs one warning and polls its own runs with
-  its own poller until its waits end (the next wait tries Redis again).
+  its own poller until its waits end (the next wait tries Redis again). Data it cannot
+  decode (another program wrote to the keys) is not a Redis failure: it is skipped (a
+  status as "read it yourself") and logged once; the leader removes such ``watch`` members.
 
 Keys: ``codegen_async:fleet:{<fingerprint>}:...``, a one-way name of the token *and* the
 normalised base URL (clients of different servers never share a fleet: the leader reads
@@ -44,7 +46,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from .._converter import ResponseShapeError, structure, unstructure
+from .._converter import structure, unstructure
 from ..errors import ClientClosedError, CodegenError
 from ..models import AgentRun
 from ._engine import RunPoller
@@ -120,13 +122,11 @@ def _member(org_id: int, run_id: int) -> str:
     return f"{org_id}:{run_id}"
 
 
-def _parse_member(member: bytes | str) -> tuple[int, int] | None:
+def _parse_member(member: bytes | str) -> tuple[int, int]:
+    """``(org_id, run_id)`` of ``"org:run"``; ``ValueError`` if it is not one."""
     text = member.decode() if isinstance(member, bytes) else member
     org, _, run = text.partition(":")
-    try:
-        return int(org), int(run)
-    except ValueError:
-        return None
+    return int(org), int(run)
 
 
 def _raw(run: AgentRun) -> str | None:
@@ -141,16 +141,17 @@ def _entry_id(raw: bytes | str) -> tuple[int, int]:
 
 
 def _decode_run(raw: bytes | str | None) -> AgentRun | bool | None:
-    """A stored status: the run, ``True`` for "its poll failed", ``None`` for nothing."""
+    """A stored status: the run, ``True`` for "its poll failed", ``None`` for nothing.
+
+    Raises whatever undecodable data raises (``UnicodeDecodeError``, ``RecursionError``
+    for deep nesting, ``ResponseShapeError``, ...): the caller skips it.
+    """
     if raw is None:
         return None
     text = raw.decode() if isinstance(raw, bytes) else raw
     if text == "!":
         return True
-    try:
-        run: AgentRun = structure(json.loads(text), AgentRun)
-    except (ValueError, ResponseShapeError):
-        return True  # unreadable: the waiter reads the run itself
+    run: AgentRun = structure(json.loads(text), AgentRun)
     return run
 
 
@@ -202,6 +203,7 @@ class FleetWatcher:
         self._leading = False
         self._local = False  # Redis failed: this process polls its own runs
         self._warned = False
+        self._warned_data = False
         self._closed = False
         self._stream_id = "0-0"
 
@@ -307,6 +309,34 @@ class FleetWatcher:
             self._spawn(self._read_myself(key))
         elif isinstance(stored, AgentRun):
             self._deliver_run(key, stored)
+
+    # --- reading what is in Redis (another program may have written anything there) -----
+    def _key(self, member: bytes | str) -> tuple[int, int] | None:
+        try:
+            return _parse_member(member)
+        except (ValueError, TypeError) as exc:  # bad UTF-8 is a ValueError too
+            self._skipped("run name", member, exc)
+            return None
+
+    def _decode(self, raw: bytes | str | None) -> AgentRun | bool | None:
+        try:
+            return _decode_run(raw)
+        except Exception as exc:  # any data at all: the waiter reads the run itself
+            self._skipped("run status", raw, exc)
+            return True
+
+    def _skipped(self, what: str, data: object, exc: BaseException) -> None:
+        """Undecodable data is skipped, never taken for a Redis failure; said once."""
+        level = logging.DEBUG if self._warned_data else logging.WARNING
+        self._warned_data = True
+        log.log(
+            level,
+            "fleet run watching: skipped an unreadable %s in Redis (%s: %.60r); does another "
+            "program write to the fleet's keys?",
+            what,
+            type(exc).__name__,
+            data,
+        )
 
     def _deliver_run(self, key: tuple[int, int], run: AgentRun) -> None:
         if key not in self._subs:
@@ -482,7 +512,7 @@ class FleetWatcher:
         for key, raw in zip(keys, stored, strict=True):
             if key in self._since and self._since[key] is None:
                 self._since[key] = since
-            self._received(key, _decode_run(raw), fresh=False)
+            self._received(key, self._decode(raw), fresh=False)
 
     async def _lead(self, redis: Any) -> None:
         """Take the lease if it is free, renew it if it is ours; follow the set if leading."""
@@ -510,7 +540,16 @@ class FleetWatcher:
             pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
             pipe.zrangebyscore(self._watch_key, now_ms, "+inf")
             _, members = await pipe.execute()
-        wanted = {key for key in map(_parse_member, members) if key is not None}
+        wanted: set[tuple[int, int]] = set()
+        junk = []
+        for member in members:
+            key = self._key(member)
+            if key is None:
+                junk.append(member)
+            else:
+                wanted.add(key)
+        if junk:  # else it is read (and skipped) again on every turn, for good
+            await redis.zrem(self._watch_key, *junk)
         for key in wanted:
             self._relay(key)
         for key in [k for k in self._relays if k not in wanted]:
@@ -548,9 +587,9 @@ class FleetWatcher:
             for entry_id, fields in entries:
                 self._stream_id = entry_id.decode()
                 member = fields.get(b"k")
-                key = None if member is None else _parse_member(member)
+                key = None if member is None else self._key(member)
                 if key is not None and self._after_registration(key, entry_id):
-                    self._received(key, _decode_run(fields.get(b"v")))
+                    self._received(key, self._decode(fields.get(b"v")))
                 watched = watched or b"w" in fields
         if watched and self._leading:
             await self._follow_watch_set(redis)

@@ -324,3 +324,61 @@ async def test_watch_run_gets_the_current_status_first_in_every_process(
         emu.finish_run(a, "completed")
         emu.finish_run(x, "completed")
         await asyncio.wait_for(asyncio.gather(hold, waiting, done), 20)
+
+
+POISON = {
+    "stream_name_not_utf8": lambda r, base, key: r.xadd(base + "updates", {"k": b"\xff", "v": "!"}),
+    "stream_status_not_utf8": lambda r, base, key: r.xadd(
+        base + "updates", {"k": key, "v": b"\xff"}
+    ),
+    "stream_status_deep_json": lambda r, base, key: r.xadd(
+        base + "updates", {"k": key, "v": "[" * 100_000}
+    ),
+    "stream_status_wrong_shape": lambda r, base, key: r.xadd(
+        base + "updates", {"k": key, "v": "5"}
+    ),
+    "stored_status_not_utf8": lambda r, base, key: r.set(base + "last:" + key, b"\xff"),
+    "stored_status_deep_json": lambda r, base, key: r.set(base + "last:" + key, "[" * 100_000),
+    "watch_member_not_utf8": lambda r, base, key: r.zadd(base + "watch", {b"\xff\xfe": 1e20}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POISON))
+async def test_unreadable_data_in_redis_is_skipped_not_taken_for_a_redis_failure(
+    emu: Emulator, redis_url: str, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="codegen_async.polling")
+    ids = seed_runs(emu, 4)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as a,
+        emu.client(rate_limit_backend=redis_url) as b,
+        emu.client(rate_limit_backend=redis_url) as c,
+    ):
+        wa = asyncio.ensure_future(a.wait_for_runs(ids[:2]))
+        await until(lambda: watcher(a).leading)
+        wb = asyncio.ensure_future(b.wait_for_runs(ids[1:3]))
+        await asyncio.sleep(0.5)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            POISON[case](client, watcher(a)._lease_key[: -len("lease")], f"{emu.org_id}:{ids[2]}")
+        finally:
+            client.close()
+        wc = asyncio.ensure_future(c.wait_for_run(ids[2]))  # reads the stored status
+        await asyncio.sleep(1.0)
+        wd = asyncio.ensure_future(c.wait_for_run(ids[3]))  # a wait started afterwards
+        await asyncio.sleep(0.5)
+        assert not any(watcher(x).local for x in (a, b, c))
+        assert watcher(a).leading
+        for run_id in ids:
+            emu.finish_run(run_id, "completed")
+        await asyncio.wait_for(asyncio.gather(wa, wb, wc, wd), 20)
+        assert not any(watcher(x).local for x in (a, b, c))
+    messages = [r.getMessage() for r in caplog.records if "fleet run watching" in r.getMessage()]
+    assert not [m for m in messages if "unreachable" in m or "failed" in m], messages
+    assert b.stats.requests <= 2 and c.stats.requests <= 2  # followers stayed followers
+    if case.startswith("watch"):
+        client = redis.Redis.from_url(redis_url)
+        try:
+            assert not [m for k in client.scan_iter("*:watch") for m in client.zrange(k, 0, -1)]
+        finally:
+            client.close()
