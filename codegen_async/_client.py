@@ -267,7 +267,11 @@ class AsyncAgent:
         return AsyncRawResponses(clone)
 
     async def aclose(self) -> None:
-        """Close the HTTP session and its connections. Safe to call more than once."""
+        """Close the HTTP session and its connections. Safe to call more than once.
+
+        With a Redis backend that stalls, it returns within about the Redis socket timeout
+        (5 s): the fleet's lease it could not give back lapses by itself.
+        """
         if self._run_watcher is not None and self._run_watcher is not self._run_poller:
             await self._run_watcher.aclose()
         if self._run_poller is not None:

@@ -24,9 +24,14 @@ background task per process while it has waits:
   (404, a malformed answer) is marked so, and each waiting process reads that run itself,
   to raise the client's own typed error.
 * **Fallback**: when Redis fails, the process logs one warning and polls its own runs with
-  its own poller until its waits end (the next wait tries Redis again). Data it cannot
-  decode (another program wrote to the keys) is not a Redis failure: it is skipped (a
-  status as "read it yourself") and logged once; the leader removes such ``watch`` members.
+  its own poller; it tries Redis again every lease period (and when a wait starts), and
+  once Redis answers (its runs registered, their stored status read) its waits move back
+  to the fleet. A status already delivered is not delivered again. Data it cannot decode
+  (another program wrote to the keys) is not a Redis failure: it is skipped (a status as
+  "read it yourself") and logged once; the leader removes such ``watch`` members.
+* **Lifecycle**: one task while there are waits; when the last ends, it stops at once and
+  gives the lease back in the background (bounded by a lease), so neither a wait's timeout
+  nor ``aclose`` (at most a second) is held by a stalled Redis.
 
 Keys: ``codegen_async:fleet:{<fingerprint>}:...``, a one-way name of the token *and* the
 normalised base URL (clients of different servers never share a fleet: the leader reads
@@ -65,6 +70,8 @@ STREAM_LENGTH: Final = 10_000
 """Entries the update stream keeps (approximately); older ones are read from ``last:``."""
 BLOCK_MS: Final = 50
 """Longest read of the stream: a new wait is registered within this (20 reads a second)."""
+CLOSE_WAIT: Final = 1.0
+"""Longest ``aclose`` waits to give the lease back (a stalled Redis: the lease lapses)."""
 LAST_TTL_MS: Final = 3_600_000
 """How long a run's last status is kept for waits that start late (one hour)."""
 
@@ -199,8 +206,10 @@ class FleetWatcher:
         self._reads: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._flushing: asyncio.Task[None] | None = None
+        self._goodbyes: set[asyncio.Task[None]] = set()  # leases given back in the background
         self._wake: asyncio.Event | None = None
         self._leading = False
+        self._term = 0  # counts this process's leases: a late give-back drops only its own
         self._local = False  # Redis failed: this process polls its own runs
         self._warned = False
         self._warned_data = False
@@ -265,7 +274,11 @@ class FleetWatcher:
             await self._stop()
 
     async def aclose(self) -> None:
-        """End every wait with an error and stop (the client is closing)."""
+        """End every wait with an error and stop (the client is closing).
+
+        Bounded when Redis stalls: it waits at most a second (or a lease, if shorter) to give
+        the lease back; a lease it could not give back lapses by itself.
+        """
         self._closed = True
         error = ClientClosedError("the client was closed while waiting for agent runs")
         for subs in list(self._subs.values()):
@@ -273,6 +286,12 @@ class FleetWatcher:
                 sub.deliver(RunEvent(-1, error=error, fatal=True))
         self._subs.clear()
         await self._stop()
+        # Bounded: a lease not given back through a stalled Redis lapses by itself; what
+        # is left ends on its own (within the Redis socket timeout).
+        if self._goodbyes:
+            await asyncio.wait(self._goodbyes, timeout=min(self._settings.lease, CLOSE_WAIT))
+            for goodbye in self._goodbyes:
+                goodbye.cancel()
 
     # --- delivering -----------------------------------------------------------------------
     def _deliver(self, key: tuple[int, int], event: RunEvent) -> None:
@@ -377,7 +396,10 @@ class FleetWatcher:
         if final:
             self._relays.pop(key, None)  # the engine ends this subscription itself
         if self._local:
-            self._deliver(key, event)
+            if event.run is not None:
+                self._deliver_run(key, event.run)  # _seen knows it: no repeat on rejoining
+            else:
+                self._deliver(key, event)
             return
         if not self._leading:
             return  # the lease was lost: the relays are being dropped, the new leader polls
@@ -407,6 +429,13 @@ class FleetWatcher:
             await self._engine.release(relay)
 
     # --- the background task ------------------------------------------------------------
+    # One task serves the waits while there are any. It is wound down (synchronously, see
+    # _wind_down) in the very step in which it finds none left, or in which _stop cancels
+    # it, so a wait that subscribes later always finds no task and starts a new one: there
+    # is no moment when a subscription exists and no task will serve it. What needs Redis
+    # after that (publishing the last updates, giving the lease back, closing the
+    # connections) runs in a background "goodbye" task, bounded, so a wait that ends (its
+    # timeout, say) never waits on Redis.
     def _ensure_running(self) -> None:
         if self._wake is not None:
             self._wake.set()
@@ -419,43 +448,81 @@ class FleetWatcher:
     async def _stop(self) -> None:
         task, self._task = self._task, None
         if task is not None and not task.done():
+            # Not awaited: a task inside a stalled Redis call can take the socket timeout
+            # to notice. It is wound down here, at once, and ends on its own.
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._flushing is not None:
-            self._reads.add(self._flushing)
-            self._flushing = None
-        for read in list(self._reads):
-            read.cancel()
-        if self._reads:
-            await asyncio.gather(*self._reads, return_exceptions=True)
-        if self._task is None:  # no wait started meanwhile
-            await self._drop_relays()
-            self._local = False
+            self._wind_down()
+            self._goodbyes.add(task)
+            task.add_done_callback(self._goodbyes.discard)
+        if self._task is None and not self._subs:  # no wait started meanwhile
+            for read in list(self._reads):
+                read.cancel()
+            if self._reads:
+                await asyncio.gather(*self._reads, return_exceptions=True)
 
     async def _main(self) -> None:
         self._backend.attach(self)
         try:
-            await self._shared()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Redis failed (or a bug): the waits must still end
-            if not isinstance(exc, self._backend.errors):
-                log.exception("fleet run watching failed")
-            self._fall_back(exc)
-            await self._wait_locally()
+            while self._subs:
+                try:
+                    await self._shared()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # Redis failed (or a bug): the waits must still end
+                    if not self._local:
+                        if not isinstance(exc, self._backend.errors):
+                            log.exception("fleet run watching failed")
+                        self._fall_back(exc)
+                    # Polls its own runs; tries Redis again every lease period (or at
+                    # the next wait), and rejoins the fleet when it answers.
+                    await self._wait_locally(self._settings.lease)
         finally:
-            # Bounded: a wait that ends must not hang on a stalled Redis.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._resign(), self._settings.lease)
-            await self._backend.detach(self)
+            if asyncio.current_task() is self._task:  # else _stop wound it down already
+                self._wind_down()
+
+    def _wind_down(self) -> None:
+        """No wait left (or cancelled): stop at once; Redis is told in the background."""
+        leading, self._leading = self._leading, False
+        outbox, self._outbox = self._outbox, []
+        relays, self._relays = list(self._relays.values()), {}
+        self._local = False
+        if self._flushing is not None:
+            self._flushing.cancel()  # its outbox is published by the goodbye
+            self._reads.add(self._flushing)
+            self._flushing.add_done_callback(self._reads.discard)
+            self._flushing = None
+        goodbye = asyncio.get_running_loop().create_task(
+            self._goodbye(leading, self._term, outbox, relays),
+            name="codegen-async fleet watcher goodbye",
+        )
+        self._goodbyes.add(goodbye)
+        goodbye.add_done_callback(self._goodbyes.discard)
+
+    async def _goodbye(
+        self,
+        leading: bool,
+        term: int,
+        outbox: list[tuple[tuple[int, int], str, bool]],
+        relays: list[Subscription],
+    ) -> None:
+        try:
+            for relay in relays:
+                await self._engine.release(relay)
+            if leading:
+                # Bounded: nobody waits on this, but a stalled Redis must not keep it.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._resign(term, outbox), self._settings.lease)
+        finally:
+            if self._task is None or self._task.done():  # else the new task uses the client
+                await self._backend.detach(self)
 
     def _fall_back(self, exc: BaseException) -> None:
         if not self._warned:
             log.warning(
                 "fleet run watching: Redis is unreachable (%s); this process polls its own "
-                "runs until its waits end",
+                "runs, and tries Redis again every %.3g s",
                 type(exc).__name__,
+                self._settings.lease,
             )
             self._warned = True
         self._local, self._leading = True, False
@@ -466,13 +533,28 @@ class FleetWatcher:
         for key in list(self._subs):
             self._relay(key)
 
-    async def _wait_locally(self) -> None:
-        while self._subs:
-            assert self._wake is not None
-            self._wake.clear()
-            for key in list(self._subs):
-                self._relay(key)
-            await self._wake.wait()
+    async def _wait_locally(self, seconds: float) -> None:
+        """Serve the waits with the own poller for ``seconds`` (or until a wait starts)."""
+        assert self._wake is not None
+        self._wake.clear()
+        for key in list(self._subs):
+            self._relay(key)
+        if self._subs:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _rejoin(self) -> None:
+        """Redis answers again: the waits move back from the own poller to the fleet's.
+
+        Called once this process has registered its runs and read their stored status (and
+        the stream from before that), so nothing the leader publishes from now on is missed;
+        a status already delivered here is not delivered again (``_seen``).
+        """
+        log.info("fleet run watching: Redis answers again; this process rejoins the fleet")
+        self._local = False
+        for relay in list(self._relays.values()):
+            self._spawn(self._engine.release(relay))
+        self._relays.clear()
 
     async def _shared(self) -> None:
         redis = self._backend.state().client
@@ -484,6 +566,8 @@ class FleetWatcher:
             await self._register(redis, refresh_all=now >= refresh_at)
             if now >= refresh_at:
                 refresh_at = now + settings.ttl / 3
+            if self._local:
+                self._rejoin()
             if now >= renew_at:
                 await self._lead(redis)
                 renew_at = now + settings.lease / 3
@@ -519,14 +603,15 @@ class FleetWatcher:
         lease_ms = int(self._settings.lease * 1000)
         if self._leading:
             self._leading = bool(
-                await redis.eval(_RENEW_LUA, 1, self._lease_key, self.peer, lease_ms)
+                await redis.eval(_RENEW_LUA, 1, self._lease_key, self._holder(), lease_ms)
             )
             if not self._leading:
                 log.info("fleet run watching: lease lost; another process polls now")
                 await self._drop_relays()
                 self._outbox.clear()
         else:
-            taken = await redis.set(self._lease_key, self.peer, nx=True, px=lease_ms)
+            self._term += 1
+            taken = await redis.set(self._lease_key, self._holder(), nx=True, px=lease_ms)
             if taken:
                 log.debug("fleet run watching: this process polls for the fleet")
                 self._leading = True
@@ -556,10 +641,13 @@ class FleetWatcher:
             relay = self._relays.pop(key)
             await self._engine.release(relay)
 
-    async def _publish(self, redis: Any) -> None:
-        if not self._outbox:
+    async def _publish(
+        self, redis: Any, outbox: list[tuple[tuple[int, int], str, bool]] | None = None
+    ) -> None:
+        if outbox is None:
+            outbox, self._outbox = self._outbox, []
+        if not outbox:
             return
-        outbox, self._outbox = self._outbox, []
         async with redis.pipeline(transaction=False) as pipe:
             for key, payload, final in outbox:
                 member = _member(*key)
@@ -601,12 +689,13 @@ class FleetWatcher:
         since = self._since[key]
         return since is not None and _entry_id(entry_id) > since
 
-    async def _resign(self) -> None:
-        """Give the lease back at once (this process waits on nothing any more)."""
-        if not self._leading:
-            return
+    def _holder(self, term: int | None = None) -> str:
+        """The lease's value: this process and its term (a late give-back spares a new one)."""
+        return f"{self.peer}:{self._term if term is None else term}"
+
+    async def _resign(self, term: int, outbox: list[tuple[tuple[int, int], str, bool]]) -> None:
+        """Give the lease back (this process waits on nothing any more)."""
         redis = self._backend.state().client
-        if self._outbox:  # what it saw last still reaches the others
-            await self._publish(redis)
-        self._leading = False
-        await redis.eval(_DROP_LUA, 1, self._lease_key, self.peer)
+        if outbox:  # what it saw last still reaches the others
+            await self._publish(redis, outbox)
+        await redis.eval(_DROP_LUA, 1, self._lease_key, self._holder(term))

@@ -7,15 +7,23 @@ and helpers this module reuses); each client stands for a process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 redis = pytest.importorskip("redis")
 
+from codegen_async import AsyncAgent, WaitTimeoutError  # noqa: E402
 from codegen_async.emulator import Emulator  # noqa: E402
+from codegen_async.errors import ClientClosedError  # noqa: E402
 from tests.polling import test_polling_fleet as base  # noqa: E402
 from tests.polling.test_polling_fleet import LONG, SCALE, seed_runs, until, watcher  # noqa: E402
-from tests.test_ratelimit_redis import REDIS_SERVER  # noqa: E402
+from tests.test_ratelimit_redis import REDIS_SERVER, _start_redis  # noqa: E402
 
 # The same fixtures as the fleet's other tests (this module gets its own redis-server).
 redis_server = base.redis_server
@@ -58,3 +66,156 @@ async def test_clients_of_different_servers_never_share_a_fleet(redis_url: str) 
         finally:
             for agent in (p, s, same):
                 await agent.aclose()
+
+
+def _start_redis_on(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """A redis-server again on ``port`` (a restart after a crash), answering pings."""
+    assert REDIS_SERVER is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [REDIS_SERVER, *args, "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return proc
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None, "no redis"
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A redis-server of this test alone, to stall (SIGSTOP) or restart."""
+    proc, port = _start_redis(tmp_path)
+    try:
+        yield proc, f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def stalled(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
+async def test_a_wait_started_while_the_fleet_winds_down_is_served(
+    emu: Emulator, own_redis: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    proc, url = own_redis
+    r1, r2 = seed_runs(emu, 2)
+    emu.finish_run(r2, "completed")
+    async with emu.client(rate_limit_backend=url) as agent:
+        got, handled = asyncio.Event(), asyncio.Event()
+
+        async def consumer() -> None:
+            async for _run in agent.as_completed([r1]):
+                got.set()
+                await handled.wait()  # the caller handles the result: not released yet
+
+        cx = asyncio.ensure_future(consumer())
+        await until(lambda: watcher(agent).leading)
+        emu.finish_run(r1, "completed")
+        await asyncio.wait_for(got.wait(), 20)
+        # The fleet task winds down (its last run finished) while Redis is slow.
+        with stalled(proc):
+            await asyncio.sleep(0.2)
+            wait = asyncio.ensure_future(agent.wait_for_run(r2, timeout=15))
+            await asyncio.sleep(0.8)
+        run = await asyncio.wait_for(wait, 20)
+        assert run.status == "completed"
+        handled.set()
+        await asyncio.wait_for(cx, 20)
+
+
+async def test_a_stalled_redis_neither_overruns_a_timeout_nor_holds_aclose(
+    emu: Emulator, own_redis: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    proc, url = own_redis
+    [r1, r2] = seed_runs(emu, 2)
+    # The documented quotas: a lease of 3 s, so an overrun by a lease shows.
+    agent = AsyncAgent(emu.token, emu.org_id, base_url=emu.base_url, rate_limit_backend=url)
+    try:
+        started = time.monotonic()
+        wait = asyncio.ensure_future(agent.wait_for_run(r2, timeout=1.0))
+        await until(lambda: watcher(agent).leading)
+        assert watcher(agent)._settings.lease == 3.0
+        with stalled(proc):
+            with pytest.raises(WaitTimeoutError):
+                await wait
+            overrun = time.monotonic() - started - 1.0
+        hold = asyncio.ensure_future(agent.wait_for_run(r1))
+        await until(lambda: watcher(agent).leading)
+        with stalled(proc):
+            started = time.monotonic()
+            await watcher(agent).aclose()  # the fleet's part of agent.aclose()
+            closing = time.monotonic() - started
+        with pytest.raises(ClientClosedError):
+            await hold
+    finally:
+        await agent.aclose()
+    # Was: a lease (3 s) over each. Generous bounds for a loaded machine.
+    assert overrun < 1.5, f"timeout overrun by {overrun:.2f}s"
+    assert closing < 2.5, f"the fleet's aclose took {closing:.2f}s"
+
+
+async def test_after_a_redis_outage_running_waits_rejoin_the_fleet(
+    emu: Emulator, own_redis: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    proc, url = own_redis
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    background = seed_runs(emu, 2)
+    agents = [emu.client(rate_limit_backend=url) for _ in range(2)]
+    try:
+        updates: list[str] = []
+
+        async def watch() -> None:
+            async for run in agents[0].watch_run(background[0]):
+                updates.append(run.status.raw if run.status is not None else "")
+
+        bg = [
+            asyncio.ensure_future(watch()),
+            asyncio.ensure_future(agents[1].wait_for_run(background[1])),
+        ]
+        await until(lambda: sum(watcher(a).leading for a in agents) == 1)
+        proc.kill()
+        proc.wait(timeout=10)
+        await until(lambda: all(watcher(a).local for a in agents), 30)
+        restarted = _start_redis_on(tmp_path / "again", port)
+        try:
+            # Both processes rejoin while their waits still run (one leads again).
+            await until(lambda: not any(watcher(a).local for a in agents), 30)
+            await until(lambda: sum(watcher(a).leading for a in agents) == 1, 30)
+            ids = seed_runs(emu, 10)
+            before = [a.stats.requests for a in agents]
+            new = [asyncio.ensure_future(a.wait_for_runs(ids)) for a in agents]
+            await asyncio.sleep(0.5)
+            for run_id in [*ids, *background]:
+                emu.finish_run(run_id, "completed")
+            results = await asyncio.wait_for(asyncio.gather(*new, *bg), 30)
+            assert all(run.status == "completed" for run in results[0].values())
+            polled = [a.stats.requests - b for a, b in zip(agents, before, strict=True)]
+            assert min(polled) == 0, polled  # one process polled for both
+            # Each status once, none lost across the outage and the rejoin.
+            assert updates == sorted(set(updates), key=updates.index), updates
+            assert updates[-1] == "COMPLETE", updates
+        finally:
+            restarted.terminate()
+            restarted.wait(timeout=10)
+    finally:
+        for agent in agents:
+            await agent.aclose()
