@@ -14,15 +14,17 @@ background task per process while it has waits:
   Redis, not to a local wait. When the lease lapses (the leader was killed), the next
   process to look takes it, within about one lease period.
 * **Updates**: the leader writes each status change as ``last:org:run`` (kept an hour) and
-  appends it to the stream ``updates``; every process reads the stream (``XREAD BLOCK``)
-  and delivers to its own waits. A wait that starts late reads ``last:`` first; and every
-  ``ttl / 3`` each process re-reads ``last:`` for all its runs, so an update missed in a
-  gap (a reconnect, a trimmed stream, a leader killed between the write and the append)
-  still arrives. A *final* status read from ``last:`` is checked with one read of the run
-  (it may have been resumed since, in any process), and a process takes from the stream
-  only entries newer than its registration of the run. A run whose poll ended in an error
-  (404, a malformed answer) is marked so, and each waiting process reads that run itself,
-  to raise the client's own typed error.
+  appends the run's name (only: the run is in ``last:``) to the stream ``updates``; every
+  process reads the stream (``XREAD BLOCK``), reads ``last:`` of those of its own runs that
+  changed, and delivers to its own waits. ``watch`` and ``updates`` expire ``ttl`` after
+  their last use, so an idle token leaves only ``last:`` keys (an hour). A wait that
+  starts late reads ``last:`` first; and every ``ttl / 3`` each process re-reads ``last:``
+  for all its runs, so an update missed in a gap (a reconnect, a trimmed stream, a leader
+  killed between the write and the append) still arrives. A *final* status read from
+  ``last:`` is checked with one read of the run (it may have been resumed since, in any
+  process), and a process takes from the stream only entries newer than its registration
+  of the run. A run whose poll ended in an error (404, a malformed answer) is marked so,
+  and each waiting process reads that run itself, to raise the client's own typed error.
 * **Fallback**: when Redis fails, the process logs one warning and polls its own runs with
   its own poller; it tries Redis again every lease period (and when a wait starts), and
   once Redis answers (its runs registered, their stored status read) its waits move back
@@ -587,11 +589,14 @@ class FleetWatcher:
             return
         expires = (time.time() + self._settings.ttl) * 1000
         members = {_member(*key): expires for key in keys}
+        keep_ms = int(self._settings.ttl * 1000)  # both keys vanish once nobody waits
         async with redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self._watch_key, members)
+            pipe.pexpire(self._watch_key, keep_ms)
             pipe.mget([self._last_prefix + _member(*key) for key in keys])
             pipe.xadd(self._stream_key, {"w": "1"}, maxlen=STREAM_LENGTH, approximate=True)
-            _, stored, mark = await pipe.execute()
+            pipe.pexpire(self._stream_key, keep_ms)
+            _, _, stored, mark, _ = await pipe.execute()
         since = _entry_id(mark)
         for key, raw in zip(keys, stored, strict=True):
             if key in self._since and self._since[key] is None:
@@ -654,12 +659,10 @@ class FleetWatcher:
                 pipe.set(self._last_prefix + member, payload, px=LAST_TTL_MS)
                 if final:  # nobody needs it polled again; a late wait reads last:
                     pipe.zrem(self._watch_key, member)
-                pipe.xadd(
-                    self._stream_key,
-                    {"k": member, "v": payload},
-                    maxlen=STREAM_LENGTH,
-                    approximate=True,
-                )
+                # Only which run changed: the status itself is in last: (read by the
+                # processes that wait on the run), not kept once more per change.
+                pipe.xadd(self._stream_key, {"k": member}, maxlen=STREAM_LENGTH, approximate=True)
+            pipe.pexpire(self._stream_key, int(self._settings.ttl * 1000))
             await pipe.execute()
 
     async def _read_updates(self, redis: Any) -> None:
@@ -671,14 +674,24 @@ class FleetWatcher:
         wake.clear()
         reply = await redis.xread({self._stream_key: self._stream_id}, count=1000, block=block_ms)
         watched = False  # a process registered runs: the leader follows the set at once
+        changed: dict[tuple[int, int], None] = {}  # runs of ours with a newer last:
         for _stream, entries in reply or ():
             for entry_id, fields in entries:
                 self._stream_id = entry_id.decode()
                 member = fields.get(b"k")
                 key = None if member is None else self._key(member)
-                if key is not None and self._after_registration(key, entry_id):
-                    self._received(key, self._decode(fields.get(b"v")))
+                if (
+                    key is not None
+                    and self._after_registration(key, entry_id)
+                    and not (self._leading and key in self._relays)  # delivered it already
+                ):
+                    changed[key] = None
                 watched = watched or b"w" in fields
+        if changed:
+            # Written before the entry was appended: last: holds this update or a newer one.
+            stored = await redis.mget([self._last_prefix + _member(*key) for key in changed])
+            for key, raw in zip(changed, stored, strict=True):
+                self._received(key, self._decode(raw))
         if watched and self._leading:
             await self._follow_watch_set(redis)
 

@@ -382,3 +382,34 @@ async def test_unreadable_data_in_redis_is_skipped_not_taken_for_a_redis_failure
             assert not [m for k in client.scan_iter("*:watch") for m in client.zrange(k, 0, -1)]
         finally:
             client.close()
+
+
+async def test_the_fleet_keys_expire_and_the_stream_holds_no_runs(
+    emu: Emulator, redis_url: str
+) -> None:
+    ids = seed_runs(emu, 40)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as a,
+        emu.client(rate_limit_backend=redis_url) as b,
+    ):
+        waits = [asyncio.ensure_future(a.wait_for_runs(ids[:30]))]
+        await until(lambda: watcher(a).leading)
+        waits.append(asyncio.ensure_future(b.wait_for_runs(ids[10:])))
+        await asyncio.sleep(0.5)
+        for run_id in ids:
+            emu.finish_run(run_id, "completed", result="Changed files and rationale. " * 700)
+        for runs in await asyncio.wait_for(asyncio.gather(*waits), 30):
+            assert all(len(run.result or "") > 10_000 for run in runs.values())
+        ttl_ms = watcher(a)._settings.ttl * 1000
+        stream, watch = watcher(a)._stream_key, watcher(a)._lease_key[: -len("lease")] + "watch"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        entries = client.xrange(stream)
+        assert len(entries) >= 40
+        assert all(set(fields) <= {b"k", b"w"} for _id, fields in entries)
+        assert client.memory_usage(stream) < 200 * len(entries)  # was ~12.5 KB an entry
+        for key in (stream, watch):
+            if client.exists(key):
+                assert 0 < client.pttl(key) <= ttl_ms, key
+    finally:
+        client.close()
