@@ -488,13 +488,9 @@ class FleetWatcher:
         outbox, self._outbox = self._outbox, []
         relays, self._relays = list(self._relays.values()), {}
         self._local = False
-        if self._flushing is not None:
-            self._flushing.cancel()  # its outbox is published by the goodbye
-            self._reads.add(self._flushing)
-            self._flushing.add_done_callback(self._reads.discard)
-            self._flushing = None
+        flushing, self._flushing = self._flushing, None  # ends after its publish (not leading)
         goodbye = asyncio.get_running_loop().create_task(
-            self._goodbye(leading, self._term, outbox, relays),
+            self._goodbye(leading, self._term, outbox, relays, flushing),
             name="codegen-async fleet watcher goodbye",
         )
         self._goodbyes.add(goodbye)
@@ -506,6 +502,7 @@ class FleetWatcher:
         term: int,
         outbox: list[tuple[tuple[int, int], str, bool]],
         relays: list[Subscription],
+        flushing: asyncio.Task[None] | None,
     ) -> None:
         try:
             for relay in relays:
@@ -513,7 +510,9 @@ class FleetWatcher:
             if leading:
                 # Bounded: nobody waits on this, but a stalled Redis must not keep it.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._resign(term, outbox), self._settings.lease)
+                    await asyncio.wait_for(
+                        self._resign(term, outbox, flushing), self._settings.lease
+                    )
         finally:
             if self._task is None or self._task.done():  # else the new task uses the client
                 await self._backend.detach(self)
@@ -706,8 +705,15 @@ class FleetWatcher:
         """The lease's value: this process and its term (a late give-back spares a new one)."""
         return f"{self.peer}:{self._term if term is None else term}"
 
-    async def _resign(self, term: int, outbox: list[tuple[tuple[int, int], str, bool]]) -> None:
+    async def _resign(
+        self,
+        term: int,
+        outbox: list[tuple[tuple[int, int], str, bool]],
+        flushing: asyncio.Task[None] | None,
+    ) -> None:
         """Give the lease back (this process waits on nothing any more)."""
+        if flushing is not None:  # a publish under way (its updates are the last ones)
+            await asyncio.shield(flushing)
         redis = self._backend.state().client
         if outbox:  # what it saw last still reaches the others
             await self._publish(redis, outbox)
