@@ -413,3 +413,34 @@ async def test_the_fleet_keys_expire_and_the_stream_holds_no_runs(
                 assert 0 < client.pttl(key) <= ttl_ms, key
     finally:
         client.close()
+
+
+async def test_nothing_is_kept_in_memory_after_the_waits_end(emu: Emulator, redis_url: str) -> None:
+    async with (
+        emu.client(rate_limit_backend=redis_url) as a,
+        emu.client(rate_limit_backend=redis_url) as b,
+    ):
+        for _round in range(2):
+            ids = seed_runs(emu, 40)
+            [mine] = seed_runs(emu, 1)
+            hold = asyncio.ensure_future(a.wait_for_run(mine))
+            await until(lambda: watcher(a).leading)
+            waits = [asyncio.ensure_future(b.wait_for_runs(ids[:30]))]
+            waits += [asyncio.ensure_future(b.wait_for_run(ids[30], timeout=0.2))]
+            waits += [asyncio.ensure_future(x.wait_for_run(ids[31])) for x in (a, b)]
+            await asyncio.sleep(0.5)
+            # The leader polls the follower's runs but remembers only its own.
+            assert set(watcher(a)._seen) <= set(watcher(a)._subs)
+            for wait in waits[-2:]:
+                wait.cancel()
+            for run_id in [mine, *ids]:
+                emu.finish_run(run_id, "completed")
+            await asyncio.wait_for(asyncio.gather(hold, *waits, return_exceptions=True), 20)
+        await asyncio.sleep(0.3)
+        for agent in (a, b):
+            state = watcher(agent)
+            held = {
+                name: len(getattr(state, name))
+                for name in ("_subs", "_new", "_relays", "_outbox", "_seen", "_since", "_reads")
+            }
+            assert not any(held.values()), (agent, held)
