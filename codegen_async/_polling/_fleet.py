@@ -7,8 +7,12 @@ background task per process while it has waits:
 * **Watched runs**: a sorted set ``watch`` of ``"org:run"`` scored by an expiry time, which
   each process pushes forward for the runs it waits on (every ``ttl / 3``). A run nobody
   waits on any more drops out by itself.
-* **Leader**: one process holds the ``lease`` key (``SET NX PX``, renewed every
-  ``lease / 3`` with a compare-and-expire script). It runs the client's ordinary poller
+* **Leader**: one process holds the ``lease`` key (taken by a script that sets it with an
+  expiry when it is free, renewed every ``lease / 3`` with a compare-and-expire script).
+  A lease key this SDK cannot have written (no expiry, another type) counts as free and is
+  replaced, with a warning: otherwise it would stop the fleet for good. This was chosen over
+  a liveness check by followers: it needs no new protocol and acts at the next attempt.
+  The leader runs the client's ordinary poller
   (``_engine.RunPoller``, paced within ``poll_share`` of the quota, through the shared
   Redis limiter) over every watched run, with *relay* subscriptions: what it sees goes to
   Redis, not to a local wait. When the lease lapses (the leader was killed), the next
@@ -77,14 +81,33 @@ CLOSE_WAIT: Final = 1.0
 LAST_TTL_MS: Final = 3_600_000
 """How long a run's last status is kept for waits that start late (one hour)."""
 
+# Taking the lease repairs a key no process of ours could have written: one of another type,
+# or a string without expiry (ours always expire). Such a key would otherwise stop the whole
+# fleet for good (no lease ever free, nobody polling); a live leader's lease has a TTL and
+# is left alone. Returns 0 (held by another), 1 (taken) or 2 (taken over a broken key).
+_ACQUIRE_LUA: Final = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local repaired = 0
+if kind == 'string' then
+  if redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
+  repaired = 1
+elseif kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  repaired = 1
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1 + repaired
+"""
 _RENEW_LUA: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
 _DROP_LUA: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -615,7 +638,12 @@ class FleetWatcher:
                 self._outbox.clear()
         else:
             self._term += 1
-            taken = await redis.set(self._lease_key, self._holder(), nx=True, px=lease_ms)
+            taken = await redis.eval(_ACQUIRE_LUA, 1, self._lease_key, self._holder(), lease_ms)
+            if taken == 2:
+                log.warning(
+                    "fleet run watching: the lease key had no expiry or the wrong type (not "
+                    "written by this SDK); replaced it, this process polls for the fleet"
+                )
             if taken:
                 log.debug("fleet run watching: this process polls for the fleet")
                 self._leading = True

@@ -219,3 +219,29 @@ async def test_after_a_redis_outage_running_waits_rejoin_the_fleet(
     finally:
         for agent in agents:
             await agent.aclose()
+
+
+@pytest.mark.parametrize("lease", ["no expiry", "wrong type"])
+async def test_a_broken_lease_key_never_stops_the_fleet(
+    emu: Emulator, redis_url: str, lease: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = seed_runs(emu, 2)
+    async with emu.client(rate_limit_backend=redis_url) as agent:
+        key = watcher(agent)._lease_key
+        raw = redis.Redis.from_url(redis_url)
+        try:
+            if lease == "no expiry":
+                raw.set(key, "another-program")  # no PX: it would never lapse
+            else:
+                raw.hset(key, "a", "b")
+            wait = asyncio.ensure_future(agent.wait_for_runs(ids))
+            await until(lambda: watcher(agent).leading)
+            for run_id in ids:
+                emu.finish_run(run_id, "completed")
+            runs = await asyncio.wait_for(wait, 20)
+            assert [run.status for run in runs.values()] == ["completed"] * 2
+            assert not watcher(agent).local  # repaired, not a Redis failure
+            assert raw.pttl(key) == -2 or raw.type(key) == b"string"
+        finally:
+            raw.close()
+    assert any("lease" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
