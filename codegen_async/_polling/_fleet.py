@@ -4,7 +4,8 @@ With a Redis rate-limit backend, each process still runs its own waits, but not 
 polling. A :class:`FleetWatcher` (the client's :class:`RunWatcher` then) does this, in one
 background task per process while it has waits:
 
-* **Watched runs**: a sorted set ``watch`` of ``"org:run"`` scored by an expiry time, which
+* **Watched runs**: a sorted set ``watch`` of ``"org:run"`` scored by an expiry time (by
+  Redis's clock, ``TIME``, learnt every ``ttl / 3``: hosts' clocks may disagree), which
   each process pushes forward for the runs it waits on (every ``ttl / 3``). A run nobody
   waits on any more drops out by itself.
 * **Leader**: one process holds the ``lease`` key (taken by a script that sets it with an
@@ -235,6 +236,7 @@ class FleetWatcher:
         self._wake: asyncio.Event | None = None
         self._leading = False
         self._term = 0  # counts this process's leases: a late give-back drops only its own
+        self._clock_offset = 0.0  # Redis's clock minus ours, seconds (watch scores use Redis's)
         self._local = False  # Redis failed: this process polls its own runs
         self._warned = False
         self._warned_data = False
@@ -587,6 +589,8 @@ class FleetWatcher:
         refresh_at = renew_at = 0.0
         while self._subs:
             now = time.monotonic()
+            if now >= refresh_at:
+                await self._sync_clock(redis)
             await self._register(redis, refresh_all=now >= refresh_at)
             if now >= refresh_at:
                 refresh_at = now + settings.ttl / 3
@@ -599,6 +603,17 @@ class FleetWatcher:
                 await self._publish(redis)
             await self._read_updates(redis)
 
+    async def _sync_clock(self, redis: Any) -> None:
+        """Learn Redis's clock: every process scores and trims ``watch`` by it, so a host
+        whose clock is off (minutes, even) neither drops others' runs nor loses its own."""
+        sent = time.time()
+        seconds, micros = await redis.time()
+        self._clock_offset = seconds + micros / 1e6 - (sent + time.time()) / 2
+
+    def _redis_ms(self) -> float:
+        """Now by Redis's clock (as last learnt), in milliseconds."""
+        return (time.time() + self._clock_offset) * 1000
+
     async def _stream_tail(self, redis: Any) -> str:
         last = await redis.xrevrange(self._stream_key, count=1)
         return str(last[0][0].decode()) if last else "0-0"
@@ -609,7 +624,7 @@ class FleetWatcher:
         self._new.clear()
         if not keys:
             return
-        expires = (time.time() + self._settings.ttl) * 1000
+        expires = self._redis_ms() + self._settings.ttl * 1000
         members = {_member(*key): expires for key in keys}
         keep_ms = int(self._settings.ttl * 1000)  # both keys vanish once nobody waits
         async with redis.pipeline(transaction=False) as pipe:
@@ -652,7 +667,7 @@ class FleetWatcher:
 
     async def _follow_watch_set(self, redis: Any) -> None:
         """The leader's engine watches exactly the runs some process still waits on."""
-        now_ms = time.time() * 1000
+        now_ms = self._redis_ms()
         async with redis.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
             pipe.zrangebyscore(self._watch_key, now_ms, "+inf")

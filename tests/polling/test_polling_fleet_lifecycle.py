@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,3 +248,76 @@ async def test_a_broken_lease_key_never_stops_the_fleet(
         finally:
             raw.close()
     assert any("lease" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+SKEWED_FOLLOWER = """
+import asyncio, json, sys, time
+import codegen_async._polling._fleet as fleet
+from codegen_async import AsyncAgent, RateLimits
+
+class SkewedTime:  # this host's wall clock is off by `skew` seconds
+    def __init__(self, skew): self.skew = skew
+    def __getattr__(self, name): return getattr(time, name)
+    def time(self): return time.time() + self.skew
+
+async def main() -> None:
+    base_url, token, org_id, redis_url, run_ids, skew = sys.argv[1:7]
+    fleet.time = SkewedTime(float(skew))
+    agent = AsyncAgent(
+        token, int(org_id), base_url=base_url, rate_limit_backend=redis_url,
+        rate_limits=RateLimits.documented(scale=0.01),
+    )
+    try:
+        runs = await agent.wait_for_runs([int(i) for i in run_ids.split(",")], timeout=20)
+        out = {"runs": [str(run.status) for run in runs.values()]}
+    except Exception as exc:
+        out = {"error": type(exc).__name__}
+    out["requests"] = agent.stats.requests
+    print(json.dumps(out), flush=True)
+    await agent.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_host_whose_clock_is_behind_still_gets_its_runs_polled(
+    emu: Emulator, redis_url: str, tmp_path: Path
+) -> None:
+    ids = seed_runs(emu, 3)
+    script = tmp_path / "follower.py"
+    script.write_text(SKEWED_FOLLOWER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    async with emu.client(rate_limit_backend=redis_url) as leader:
+        hold = asyncio.ensure_future(leader.wait_for_run(ids[0]))
+        await until(lambda: watcher(leader).leading)
+        # 30 s behind: more than the watch set's expiry (10 s at this scale).
+        follower = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            emu.base_url,
+            emu.token,
+            str(emu.org_id),
+            redis_url,
+            f"{ids[1]},{ids[2]}",
+            "-30",
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            raw = redis.Redis.from_url(redis_url)
+            key = watcher(leader)._watch_key
+            try:
+                await until(lambda: raw.zcard(key) >= 3, 30)  # the follower registered
+            finally:
+                raw.close()
+            for run_id in ids:
+                emu.finish_run(run_id, "completed")
+            assert follower.stdout is not None
+            out = json.loads(await asyncio.wait_for(follower.stdout.read(), 40))
+            await follower.wait()
+        finally:
+            if follower.returncode is None:
+                follower.kill()
+                await follower.wait()
+        await asyncio.wait_for(hold, 20)
+    assert out == {"runs": ["completed", "completed"], "requests": 0}, out
