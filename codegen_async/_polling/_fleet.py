@@ -35,7 +35,9 @@ background task per process while it has waits:
   once Redis answers (its runs registered, their stored status read) its waits move back
   to the fleet. A status already delivered is not delivered again. Data it cannot decode
   (another program wrote to the keys) is not a Redis failure: it is skipped (a status as
-  "read it yourself") and logged once; the leader removes such ``watch`` members.
+  "read it yourself") and logged once; the leader removes such ``watch`` members. A
+  ``watch`` or ``updates`` key of another type (Redis says ``WRONGTYPE``) is deleted when
+  the fallback starts, so the next try rejoins.
 * **Lifecycle**: one task while there are waits; when the last ends, it stops at once and
   gives the lease back in the background (bounded by a lease), so neither a wait's timeout
   nor ``aclose`` (at most a second) is held by a stalled Redis.
@@ -496,6 +498,8 @@ class FleetWatcher:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # Redis failed (or a bug): the waits must still end
+                    if "WRONGTYPE" in str(exc):  # fixed for the next try, a lease from now
+                        await self._repair_key_types()
                     if not self._local:
                         if not isinstance(exc, self._backend.errors):
                             log.exception("fleet run watching failed")
@@ -613,6 +617,27 @@ class FleetWatcher:
     def _redis_ms(self) -> float:
         """Now by Redis's clock (as last learnt), in milliseconds."""
         return (time.time() + self._clock_offset) * 1000
+
+    async def _repair_key_types(self) -> None:
+        """Delete ``watch``/``updates`` if another program left a key of another type there.
+
+        Both only ever hold what any process re-registers (runs are re-read from ``last:``),
+        and such a key (no expiry) would otherwise keep every process off the fleet for good.
+        """
+        expected = {self._watch_key: "zset", self._stream_key: "stream"}
+        with contextlib.suppress(Exception):  # Redis is failing anyway: the fallback says so
+            redis = self._backend.state().client
+            for key, kind in expected.items():
+                raw: bytes | str = await redis.type(key)
+                found = raw.decode() if isinstance(raw, bytes) else raw
+                if found not in (kind, "none"):
+                    log.warning(
+                        "fleet run watching: %s held a %s, the wrong type (not written by this "
+                        "SDK); deleted it",
+                        key,
+                        found,
+                    )
+                    await redis.delete(key)
 
     async def _stream_tail(self, redis: Any) -> str:
         last = await redis.xrevrange(self._stream_key, count=1)

@@ -444,3 +444,39 @@ async def test_nothing_is_kept_in_memory_after_the_waits_end(emu: Emulator, redi
                 for name in ("_subs", "_new", "_relays", "_outbox", "_seen", "_since", "_reads")
             }
             assert not any(held.values()), (agent, held)
+
+
+@pytest.mark.parametrize("key", ["updates", "watch"])
+async def test_a_fleet_key_of_the_wrong_type_is_replaced_not_fatal(
+    emu: Emulator, redis_url: str, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="codegen_async.polling")
+    ids = seed_runs(emu, 3)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as a,
+        emu.client(rate_limit_backend=redis_url) as b,
+    ):
+        wa = asyncio.ensure_future(a.wait_for_runs(ids[:2]))
+        await until(lambda: watcher(a).leading)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            name = watcher(a)._lease_key[: -len("lease")] + key
+            client.delete(name)
+            client.set(name, "written by another program")  # no expiry: there for good
+            wb = asyncio.ensure_future(b.wait_for_runs(ids[1:]))
+            # Within a few lease periods both are back in the fleet, the key repaired.
+            fleet = (watcher(a), watcher(b))
+            await until(lambda: client.type(name) != b"string")
+            await until(lambda: not any(w.local for w in fleet) and any(w.leading for w in fleet))
+            await asyncio.sleep(0.5)
+            assert not any(w.local for w in fleet) and sum(w.leading for w in fleet) == 1
+            assert client.type(name) != b"string"
+        finally:
+            client.close()
+        follower = b if watcher(a).leading else a
+        requests = follower.stats.requests
+        for run_id in ids:
+            emu.finish_run(run_id, "completed")
+        await asyncio.wait_for(asyncio.gather(wa, wb), 20)
+        assert follower.stats.requests - requests <= 1  # served by the fleet, not alone
+    assert any("wrong type" in r.getMessage() for r in caplog.records)
