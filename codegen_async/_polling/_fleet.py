@@ -492,7 +492,7 @@ class FleetWatcher:
     async def _main(self) -> None:
         self._backend.attach(self)
         try:
-            while self._subs:
+            while self._subs and self._serving():
                 try:
                     await self._shared()
                 except asyncio.CancelledError:
@@ -508,8 +508,13 @@ class FleetWatcher:
                     # the next wait), and rejoins the fleet when it answers.
                     await self._wait_locally(self._settings.lease)
         finally:
-            if asyncio.current_task() is self._task:  # else _stop wound it down already
+            if self._serving():  # else _stop wound it down already
                 self._wind_down()
+
+    def _serving(self) -> bool:
+        """Whether the running task is the one serving (a task _stop cancelled may take a
+        while to notice, inside a Redis call; it must not carry on beside a new one)."""
+        return asyncio.current_task() is self._task
 
     def _wind_down(self) -> None:
         """No wait left (or cancelled): stop at once; Redis is told in the background."""
@@ -591,7 +596,7 @@ class FleetWatcher:
         settings = self._settings
         self._stream_id = await self._stream_tail(redis)
         refresh_at = renew_at = 0.0
-        while self._subs:
+        while self._subs and self._serving():
             now = time.monotonic()
             if now >= refresh_at:
                 await self._sync_clock(redis)

@@ -16,12 +16,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 redis = pytest.importorskip("redis")
 
 from codegen_async import AsyncAgent, WaitTimeoutError  # noqa: E402
+from codegen_async._polling import FleetWatcher  # noqa: E402
 from codegen_async.emulator import Emulator  # noqa: E402
 from codegen_async.errors import ClientClosedError  # noqa: E402
 from tests.polling import test_polling_fleet as base  # noqa: E402
@@ -321,3 +323,41 @@ async def test_a_host_whose_clock_is_behind_still_gets_its_runs_polled(
                 await follower.wait()
         await asyncio.wait_for(hold, 20)
     assert out == {"runs": ["completed", "completed"], "requests": 0}, out
+
+
+async def test_a_stopped_task_that_notices_late_never_serves_beside_the_new_one(
+    emu: Emulator, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Redis client may take a while to give up a call that was cancelled (the socket
+    # timeout, inside a stalled read); here the read swallows the cancellation, the worst case.
+    original = FleetWatcher._read_updates
+    readers: set[asyncio.Task[Any]] = set()
+    swallowed = asyncio.Event()
+
+    async def slow_to_notice(self: FleetWatcher, redis_client: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        readers.add(task)
+        try:
+            if not swallowed.is_set():
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:
+                    swallowed.set()
+                    getattr(task, "uncancel", lambda: 0)()  # Python >= 3.11
+                    await asyncio.sleep(0.3)  # a new wait starts meanwhile
+            await original(self, redis_client)
+        finally:
+            readers.discard(task)
+
+    monkeypatch.setattr(FleetWatcher, "_read_updates", slow_to_notice)
+    r1, r2 = seed_runs(emu, 2)
+    async with emu.client(rate_limit_backend=redis_url) as agent:
+        with pytest.raises(WaitTimeoutError):
+            await agent.wait_for_run(r1, timeout=0.5)
+        await asyncio.wait_for(swallowed.wait(), 10)
+        wait = asyncio.ensure_future(agent.wait_for_run(r2))
+        await asyncio.sleep(1.0)
+        assert len(readers) <= 1, "two fleet tasks serve at once"
+        emu.finish_run(r2, "completed")
+        assert (await asyncio.wait_for(wait, 20)).status == "completed"
