@@ -18,7 +18,8 @@ background task per process while it has waits:
   Redis limiter) over every watched run, with *relay* subscriptions: what it sees goes to
   Redis, not to a local wait. When the lease lapses (the leader was killed), the next
   process to look takes it, within about one lease period.
-* **Updates**: the leader writes each status change as ``last:org:run`` (kept an hour) and
+* **Updates**: the leader writes each status change as ``last:org:run`` (kept an hour,
+  pushed forward while a process waits on the run: it may not change for hours) and
   appends the run's name (only: the run is in ``last:``) to the stream ``updates``; every
   process reads the stream (``XREAD BLOCK``), reads ``last:`` of those of its own runs that
   changed, and delivers to its own waits. ``watch`` and ``updates`` expire ``ttl`` after
@@ -657,13 +658,16 @@ class FleetWatcher:
         expires = self._redis_ms() + self._settings.ttl * 1000
         members = {_member(*key): expires for key in keys}
         keep_ms = int(self._settings.ttl * 1000)  # both keys vanish once nobody waits
+        lasts = [self._last_prefix + _member(*key) for key in keys]
         async with redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self._watch_key, members)
             pipe.pexpire(self._watch_key, keep_ms)
-            pipe.mget([self._last_prefix + _member(*key) for key in keys])
+            pipe.mget(lasts)
             pipe.xadd(self._stream_key, {"w": "1"}, maxlen=STREAM_LENGTH, approximate=True)
             pipe.pexpire(self._stream_key, keep_ms)
-            _, _, stored, mark, _ = await pipe.execute()
+            for last in lasts:  # kept while waited on: a run may not change for hours
+                pipe.pexpire(last, LAST_TTL_MS)
+            _, _, stored, mark, *_ = await pipe.execute()
         since = _entry_id(mark)
         for key, raw in zip(keys, stored, strict=True):
             if key in self._since and self._since[key] is None:

@@ -480,3 +480,22 @@ async def test_a_fleet_key_of_the_wrong_type_is_replaced_not_fatal(
         await asyncio.wait_for(asyncio.gather(wa, wb), 20)
         assert follower.stats.requests - requests <= 1  # served by the fleet, not alone
     assert any("wrong type" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_stored_status_outlives_its_expiry_while_the_run_is_waited_on(
+    emu: Emulator, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: statuses kept 1.5 s (an hour), runs re-registered every 0.2 s.
+    monkeypatch.setattr("codegen_async._polling._fleet.LAST_TTL_MS", 1500)
+    [run_id] = seed_runs(emu, 1)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as a,
+        emu.client(rate_limit_backend=redis_url) as b,
+    ):
+        watcher(a)._settings.ttl = watcher(b)._settings.ttl = 0.6
+        wait = asyncio.ensure_future(a.wait_for_run(run_id))
+        await until(lambda: watcher(a).leading)
+        await asyncio.sleep(3.0)  # the run has not changed for twice the stored status's life
+        assert await first_status(b, run_id) == "running"  # a new watcher learns it at once
+        emu.finish_run(run_id, "completed")
+        assert (await asyncio.wait_for(wait, 20)).status == "completed"
