@@ -23,12 +23,10 @@ Run it alone with ``python -m benchmarks.bench_instructions [--quick] [--baselin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +34,12 @@ from typing import Any, Final
 
 from benchmarks import NotAvailable
 from benchmarks._servers import REPO_ROOT, ServerInfo, serve_get_run
-from benchmarks.bench_overhead import ASYNC_CONCURRENCY, BASELINE_ENV, BASELINE_MARK
+from benchmarks.bench_overhead import (
+    ASYNC_CONCURRENCY,
+    BASELINE_ENV,
+    BASELINE_MARK,
+    child_command,
+)
 
 NAME: Final = "instructions"
 TITLE: Final = "User-space instructions per get_run call (valgrind, deterministic)"
@@ -64,38 +67,9 @@ def _count(
 ) -> int:
     """Instructions the client's whole process executed for ``calls`` calls (callgrind)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={Path(tmp) / 'callgrind.out'}",
-            sys.executable,
-            "-m",
-            "benchmarks.bench_overhead",
-            "--child",
-            client,
-            "--server",
-            json.dumps(
-                {
-                    "base_url": server.base_url,
-                    "token": server.token,
-                    "org_id": server.org_id,
-                    "agent_run_id": server.agent_run_id,
-                    "pid": server.pid,
-                }
-            ),
-            "--calls",
-            str(calls),
-            "--warmup",
-            str(warmup),
-            "--modes",
-            str(mode),
-            *(["--sdk-path", sdk_path] if sdk_path else []),
-        ]
-        existing = os.environ.get("PYTHONPATH")
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO_ROOT) if not existing else f"{REPO_ROOT}{os.pathsep}{existing}",
-        }
+        cmd, env = child_command(client, server, calls, warmup, modes=(mode,), sdk_path=sdk_path)
+        out_file = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *cmd]
         proc = subprocess.run(
             cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
         )

@@ -304,36 +304,45 @@ def _child(
     return {"modes": modes, "sdk": getattr(sdk, "__file__", None)}
 
 
-def _run_child(
-    client: str, server: ServerInfo, calls: int, warmup: int, sdk_path: str | None = None
-) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.bench_overhead",
-        "--child",
-        client,
-        "--server",
-        json.dumps(
-            {
-                "base_url": server.base_url,
-                "token": server.token,
-                "org_id": server.org_id,
-                "agent_run_id": server.agent_run_id,
-                "pid": server.pid,
-            }
-        ),
-        "--calls",
-        str(calls),
-        "--warmup",
-        str(warmup),
-        *(["--sdk-path", sdk_path] if sdk_path else []),
-    ]
+def child_command(
+    client: str,
+    server: ServerInfo,
+    calls: int,
+    warmup: int,
+    *,
+    modes: tuple[int, ...] = (),
+    sdk_path: str | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that measure ``client`` in a child process.
+
+    ``modes`` limits the calls-in-flight measured (default: all of the client's);
+    ``sdk_path`` imports the SDK from another checkout. Used by the instructions scenario too.
+    """
+    info = {
+        "base_url": server.base_url,
+        "token": server.token,
+        "org_id": server.org_id,
+        "agent_run_id": server.agent_run_id,
+        "pid": server.pid,
+    }
+    cmd = [sys.executable, "-m", "benchmarks.bench_overhead", "--child", client]
+    cmd += ["--server", json.dumps(info), "--calls", str(calls), "--warmup", str(warmup)]
+    if modes:
+        cmd += ["--modes", ",".join(str(m) for m in modes)]
+    if sdk_path:
+        cmd += ["--sdk-path", sdk_path]
     existing = os.environ.get("PYTHONPATH")
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT) if not existing else f"{REPO_ROOT}{os.pathsep}{existing}",
     }
+    return cmd, env
+
+
+def _run_child(
+    client: str, server: ServerInfo, calls: int, warmup: int, sdk_path: str | None = None
+) -> dict[str, Any]:
+    cmd, env = child_command(client, server, calls, warmup, sdk_path=sdk_path)
     proc = subprocess.run(
         cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,20 +33,19 @@ def _checkout_copy(where: Path) -> Path:
 def test_child_imports_the_sdk_from_the_given_checkout(tmp_path: Path) -> None:
     tree = _checkout_copy(tmp_path)
     with serve_get_run() as server:
-        info = {
-            "base_url": server.base_url,
-            "token": server.token,
-            "org_id": server.org_id,
-            "agent_run_id": server.agent_run_id,
-            "pid": server.pid,
-        }
         for sdk_path, expected in ((None, REPO_ROOT), (tree, tree)):
-            args = ["--child", "AsyncAgent", "--server", json.dumps(info), "--calls", "4"]
-            args += ["--warmup", "2", "--modes", "1"]
-            args += ["--sdk-path", str(sdk_path)] if sdk_path else []
+            cmd, env = bench_overhead.child_command(
+                "AsyncAgent",
+                server,
+                4,
+                2,
+                modes=(1,),
+                sdk_path=None if sdk_path is None else str(sdk_path),
+            )
             proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_overhead", *args],
+                cmd,
                 cwd=REPO_ROOT,
+                env=env,
                 capture_output=True,
                 text=True,
                 timeout=240,
