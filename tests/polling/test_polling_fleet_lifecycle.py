@@ -322,7 +322,12 @@ async def test_a_host_whose_clock_is_behind_still_gets_its_runs_polled(
                 follower.kill()
                 await follower.wait()
         await asyncio.wait_for(hold, 20)
-    assert out == {"runs": ["completed", "completed"], "requests": 0}, out
+    # Before the fix the leader trimmed the follower's runs by its own clock and the
+    # follower's wait timed out. The follower may read each run once itself: a final status
+    # it finds in Redis's stored statuses (its periodic re-read can beat the stream) is
+    # confirmed with one read (the resume_run fix); that happened in a loaded CI lane.
+    assert out["runs"] == ["completed", "completed"], out
+    assert out["requests"] <= 2, out  # never polling on its own
 
 
 async def test_a_stopped_task_that_notices_late_never_serves_beside_the_new_one(
