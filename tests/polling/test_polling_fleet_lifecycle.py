@@ -270,7 +270,7 @@ async def main() -> None:
         rate_limits=RateLimits.documented(scale=0.01),
     )
     try:
-        runs = await agent.wait_for_runs([int(i) for i in run_ids.split(",")], timeout=20)
+        runs = await agent.wait_for_runs([int(i) for i in run_ids.split(",")], timeout=10)
         out = {"runs": [str(run.status) for run in runs.values()]}
     except Exception as exc:
         out = {"error": type(exc).__name__}
