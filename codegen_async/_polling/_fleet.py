@@ -10,8 +10,9 @@ background task per process while it has waits:
   waits on any more drops out by itself.
 * **Leader**: one process holds the ``lease`` key (taken by a script that sets it with an
   expiry when it is free, renewed every ``lease / 3`` with a compare-and-expire script).
-  A lease key this SDK cannot have written (no expiry, another type) counts as free and is
-  replaced, with a warning: otherwise it would stop the fleet for good. This was chosen over
+  A lease key this SDK cannot have written (no expiry, one later than any lease's, another
+  type) counts as free and is replaced, with a warning: otherwise it would stop the fleet for
+  good (or for as long as it lasts). This was chosen over
   a liveness check by followers: it needs no new protocol and acts at the next attempt.
   The leader runs the client's ordinary poller
   (``_engine.RunPoller``, paced within ``poll_share`` of the quota, through the shared
@@ -82,18 +83,22 @@ BLOCK_MS: Final = 50
 """Longest read of the stream: a new wait is registered within this (20 reads a second)."""
 CLOSE_WAIT: Final = 1.0
 """Longest ``aclose`` waits to give the lease back (a stalled Redis: the lease lapses)."""
+MAX_LEASE: Final = 5.0
+"""The longest lease a process holds (seconds): a lease key expiring later is not ours."""
 LAST_TTL_MS: Final = 3_600_000
 """How long a run's last status is kept for waits that start late (one hour)."""
 
 # Taking the lease repairs a key no process of ours could have written: one of another type,
-# or a string without expiry (ours always expire). Such a key would otherwise stop the whole
-# fleet for good (no lease ever free, nobody polling); a live leader's lease has a TTL and
-# is left alone. Returns 0 (held by another), 1 (taken) or 2 (taken over a broken key).
+# or a string without expiry or expiring later than any lease of ours could (ARGV[3]: the
+# longest, ms). Such a key would otherwise stop the whole fleet for good, or for as long as
+# it lasts (no lease ever free, nobody polling); a live leader's lease is left alone.
+# Returns 0 (held by another), 1 (taken) or 2 (taken over a broken key).
 _ACQUIRE_LUA: Final = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local repaired = 0
 if kind == 'string' then
-  if redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl ~= -1 and ttl <= tonumber(ARGV[3]) then return 0 end
   repaired = 1
 elseif kind ~= 'none' then
   redis.call('DEL', KEYS[1])
@@ -125,15 +130,15 @@ class FleetSettings:
     """
 
     def __init__(self, lease: float) -> None:
-        if not 0 < lease < 3600:
-            raise ValueError(f"lease must be in (0, 3600) seconds, got {lease!r}")
+        if not 0 < lease <= MAX_LEASE:
+            raise ValueError(f"lease must be in (0, {MAX_LEASE:g}] seconds, got {lease!r}")
         self.lease = lease
         self.ttl = max(10 * lease, 10.0)
 
     @classmethod
     def for_window(cls, window: float) -> FleetSettings:
         """A tenth of the ``get_run`` quota window (3 s documented), within 0.5-5 s."""
-        return cls(min(max(window / 10, 0.5), 5.0))
+        return cls(min(max(window / 10, 0.5), MAX_LEASE))
 
 
 def fleet_fingerprint(token: str, base_url: str) -> str:
@@ -159,10 +164,17 @@ def _member(org_id: int, run_id: int) -> str:
 
 
 def _parse_member(member: bytes | str) -> tuple[int, int]:
-    """``(org_id, run_id)`` of ``"org:run"``; ``ValueError`` if it is not one."""
+    """``(org_id, run_id)`` of ``"org:run"``; ``ValueError`` if it is not one.
+
+    Ids are non-negative, as the client checks them: a negative one (another program wrote
+    it) would make the leader's poll raise ``ValueError``, which ends all of its waits.
+    """
     text = member.decode() if isinstance(member, bytes) else member
     org, _, run = text.partition(":")
-    return int(org), int(run)
+    key = int(org), int(run)
+    if min(key) < 0:
+        raise ValueError(f"negative id in {text!r}")
+    return key
 
 
 def _raw(run: AgentRun) -> str | None:
@@ -176,11 +188,13 @@ def _entry_id(raw: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _decode_run(raw: bytes | str | None) -> AgentRun | bool | None:
-    """A stored status: the run, ``True`` for "its poll failed", ``None`` for nothing.
+def _decode_run(raw: bytes | str | None, run_id: int) -> AgentRun | bool | None:
+    """A stored status of run ``run_id``: the run, ``True`` for "its poll failed", ``None``
+    for nothing.
 
     Raises whatever undecodable data raises (``UnicodeDecodeError``, ``RecursionError``
-    for deep nesting, ``ResponseShapeError``, ...): the caller skips it.
+    for deep nesting, ``ResponseShapeError``, ...), and ``ValueError`` for another run's
+    status (a wait must never end with another run): the caller skips it.
     """
     if raw is None:
         return None
@@ -188,6 +202,8 @@ def _decode_run(raw: bytes | str | None) -> AgentRun | bool | None:
     if text == "!":
         return True
     run: AgentRun = structure(json.loads(text), AgentRun)
+    if run.id != run_id:
+        raise ValueError(f"the stored status of run {run_id} is of run {run.id}")
     return run
 
 
@@ -367,9 +383,9 @@ class FleetWatcher:
             self._skipped("run name", member, exc)
             return None
 
-    def _decode(self, raw: bytes | str | None) -> AgentRun | bool | None:
+    def _decode(self, raw: bytes | str | None, run_id: int) -> AgentRun | bool | None:
         try:
-            return _decode_run(raw)
+            return _decode_run(raw, run_id)
         except Exception as exc:  # any data at all: the waiter reads the run itself
             self._skipped("run status", raw, exc)
             return True
@@ -672,7 +688,7 @@ class FleetWatcher:
         for key, raw in zip(keys, stored, strict=True):
             if key in self._since and self._since[key] is None:
                 self._since[key] = since
-            self._received(key, self._decode(raw), fresh=False)
+            self._received(key, self._decode(raw, key[1]), fresh=False)
 
     async def _lead(self, redis: Any) -> None:
         """Take the lease if it is free, renew it if it is ours; follow the set if leading."""
@@ -687,11 +703,14 @@ class FleetWatcher:
                 self._outbox.clear()
         else:
             self._term += 1
-            taken = await redis.eval(_ACQUIRE_LUA, 1, self._lease_key, self._holder(), lease_ms)
+            taken = await redis.eval(
+                _ACQUIRE_LUA, 1, self._lease_key, self._holder(), lease_ms, int(MAX_LEASE * 1000)
+            )
             if taken == 2:
                 log.warning(
-                    "fleet run watching: the lease key had no expiry or the wrong type (not "
-                    "written by this SDK); replaced it, this process polls for the fleet"
+                    "fleet run watching: the lease key had no expiry, a longer one than any "
+                    "lease, or the wrong type (not written by this SDK); replaced it, this "
+                    "process polls for the fleet"
                 )
             if taken:
                 log.debug("fleet run watching: this process polls for the fleet")
@@ -767,7 +786,7 @@ class FleetWatcher:
             # Written before the entry was appended: last: holds this update or a newer one.
             stored = await redis.mget([self._last_prefix + _member(*key) for key in changed])
             for key, raw in zip(changed, stored, strict=True):
-                self._received(key, self._decode(raw))
+                self._received(key, self._decode(raw, key[1]))
         if watched and self._leading:
             await self._follow_watch_set(redis)
 

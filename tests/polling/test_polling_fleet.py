@@ -8,6 +8,7 @@ do. The failover test uses a real second process, killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import pytest
 redis = pytest.importorskip("redis")
 
 from codegen_async import AsyncAgent  # noqa: E402
+from codegen_async._converter import unstructure  # noqa: E402
 from codegen_async._polling import FleetWatcher  # noqa: E402
 from codegen_async.emulator import Emulator  # noqa: E402
 from tests.test_ratelimit_redis import REDIS_SERVER, _free_port, _start_redis  # noqa: E402
@@ -342,6 +344,8 @@ POISON = {
     "stored_status_not_utf8": lambda r, base, key: r.set(base + "last:" + key, b"\xff"),
     "stored_status_deep_json": lambda r, base, key: r.set(base + "last:" + key, "[" * 100_000),
     "watch_member_not_utf8": lambda r, base, key: r.zadd(base + "watch", {b"\xff\xfe": 1e20}),
+    # A negative id made the leader's poll raise ValueError, which ended all of its waits.
+    "watch_member_negative_id": lambda r, base, key: r.zadd(base + "watch", {"-1:-5": 1e20}),
 }
 
 
@@ -384,6 +388,39 @@ async def test_unreadable_data_in_redis_is_skipped_not_taken_for_a_redis_failure
             assert not [m for k in client.scan_iter("*:watch") for m in client.zrange(k, 0, -1)]
         finally:
             client.close()
+
+
+async def test_a_stored_status_of_another_run_never_ends_a_wait(
+    emu: Emulator, redis_url: str
+) -> None:
+    ids = seed_runs(emu, 2)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as leader,
+        emu.client(rate_limit_backend=redis_url) as follower,
+    ):
+        hold = asyncio.ensure_future(leader.wait_for_run(ids[0]))
+        await until(lambda: watcher(leader).leading)
+        wait = asyncio.ensure_future(follower.wait_for_run(ids[1]))
+        key = (emu.org_id, ids[1])
+        await until(lambda: watcher(follower)._since.get(key) is not None)
+        # Another program stores a finished run of another id as this run's status, and
+        # names this run in the stream: the wait must not end with that run.
+        other = await follower.get_run(ids[0])
+        stored = {**unstructure(other), "status": "COMPLETE"}
+        base_key = watcher(leader)._lease_key[: -len("lease")]
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.set(f"{base_key}last:{emu.org_id}:{ids[1]}", json.dumps(stored))
+            client.xadd(base_key + "updates", {"k": f"{emu.org_id}:{ids[1]}"})
+        finally:
+            client.close()
+        await asyncio.sleep(1.0)
+        assert not wait.done()
+        for run_id in ids:
+            emu.finish_run(run_id, "failed")
+        run = await asyncio.wait_for(wait, 20)
+        assert (run.id, run.status) == (ids[1], "failed")
+        await asyncio.wait_for(hold, 20)
 
 
 async def test_the_fleet_keys_expire_and_the_stream_holds_no_runs(

@@ -226,7 +226,7 @@ async def test_after_a_redis_outage_running_waits_rejoin_the_fleet(
             await agent.aclose()
 
 
-@pytest.mark.parametrize("lease", ["no expiry", "wrong type"])
+@pytest.mark.parametrize("lease", ["no expiry", "an hour's expiry", "wrong type"])
 async def test_a_broken_lease_key_never_stops_the_fleet(
     emu: Emulator, redis_url: str, lease: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -237,6 +237,8 @@ async def test_a_broken_lease_key_never_stops_the_fleet(
         try:
             if lease == "no expiry":
                 raw.set(key, "another-program")  # no PX: it would never lapse
+            elif lease == "an hour's expiry":
+                raw.set(key, "another-program", ex=3600)  # longer than any lease of ours
             else:
                 raw.hset(key, "a", "b")
             wait = asyncio.ensure_future(agent.wait_for_runs(ids))
