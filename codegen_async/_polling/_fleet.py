@@ -9,7 +9,8 @@ background task per process while it has waits:
   each process pushes forward for the runs it waits on (every ``ttl / 3``). A run nobody
   waits on any more drops out by itself.
 * **Leader**: one process holds the ``lease`` key (taken by a script that sets it with an
-  expiry when it is free, renewed every ``lease / 3`` with a compare-and-expire script).
+  expiry when it is free, renewed every ``lease / 3`` with a compare-and-expire script by
+  a task of its own: a slow step of the serving loop must not let it lapse).
   A lease key this SDK cannot have written (no expiry, one later than any lease's, another
   type) counts as free and is replaced, with a warning: otherwise it would stop the fleet for
   good (or for as long as it lasts). This was chosen over
@@ -254,6 +255,8 @@ class FleetWatcher:
         self._goodbyes: set[asyncio.Task[None]] = set()  # leases given back in the background
         self._wake: asyncio.Event | None = None
         self._leading = False
+        self._lost = False  # the heartbeat found the lease gone: the loop drops the relays
+        self._heartbeat: asyncio.Task[None] | None = None  # renews the lease while leading
         self._term = 0  # counts this process's leases: a late give-back drops only its own
         self._clock_offset = 0.0  # Redis's clock minus ours, seconds (watch scores use Redis's)
         self._local = False  # Redis failed: this process polls its own runs
@@ -535,7 +538,8 @@ class FleetWatcher:
 
     def _wind_down(self) -> None:
         """No wait left (or cancelled): stop at once; Redis is told in the background."""
-        leading, self._leading = self._leading, False
+        leading, self._leading, self._lost = self._leading, False, False
+        self._stop_heartbeat()
         outbox, self._outbox = self._outbox, []
         relays, self._relays = list(self._relays.values()), {}
         self._local = False
@@ -577,7 +581,8 @@ class FleetWatcher:
                 self._settings.lease,
             )
             self._warned = True
-        self._local, self._leading = True, False
+        self._local, self._leading, self._lost = True, False, False
+        self._stop_heartbeat()
         self._outbox.clear()
         for relay in list(self._relays.values()):
             self._spawn(self._engine.release(relay))
@@ -691,16 +696,20 @@ class FleetWatcher:
             self._received(key, self._decode(raw, key[1]), fresh=False)
 
     async def _lead(self, redis: Any) -> None:
-        """Take the lease if it is free, renew it if it is ours; follow the set if leading."""
+        """Take the lease if it is free, see that it is renewed if it is ours; follow the
+        set if leading."""
         lease_ms = int(self._settings.lease * 1000)
+        if self._lost:  # the heartbeat found it gone
+            self._lost = False
+            await self._lease_lost()
         if self._leading:
-            self._leading = bool(
-                await redis.eval(_RENEW_LUA, 1, self._lease_key, self._holder(), lease_ms)
-            )
-            if not self._leading:
-                log.info("fleet run watching: lease lost; another process polls now")
-                await self._drop_relays()
-                self._outbox.clear()
+            if self._heartbeat is None or self._heartbeat.done():  # a Redis error ended it
+                renewed = await redis.eval(_RENEW_LUA, 1, self._lease_key, self._holder(), lease_ms)
+                if renewed:
+                    self._start_heartbeat(redis)
+                else:
+                    self._leading = False
+                    await self._lease_lost()
         else:
             self._term += 1
             taken = await redis.eval(
@@ -715,8 +724,45 @@ class FleetWatcher:
             if taken:
                 log.debug("fleet run watching: this process polls for the fleet")
                 self._leading = True
+                self._start_heartbeat(redis)
         if self._leading:
             await self._follow_watch_set(redis)
+
+    async def _lease_lost(self) -> None:
+        log.info("fleet run watching: lease lost; another process polls now")
+        await self._drop_relays()
+        self._outbox.clear()
+
+    # The lease is renewed by a task of its own, every lease / 3: renewing it between the
+    # loop's other steps let it lapse whenever these took longer than two thirds of a lease
+    # (thousands of runs, a loaded machine), and each lapse moved every run to another
+    # process, which polled them all afresh (the fleet's polling nearly stopped).
+    def _start_heartbeat(self, redis: Any) -> None:
+        self._stop_heartbeat()
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self._keep_lease(redis, self._holder()), name="codegen-async fleet lease"
+        )
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None and not heartbeat.done():
+            heartbeat.cancel()
+            self._goodbyes.add(heartbeat)  # aclose waits for it (bounded)
+            heartbeat.add_done_callback(self._goodbyes.discard)
+
+    async def _keep_lease(self, redis: Any, holder: str) -> None:
+        """Renew the lease every lease / 3 while it is ours; a Redis error ends this (the
+        serving loop then renews it itself, or meets the error too and falls back)."""
+        lease = self._settings.lease
+        with contextlib.suppress(*self._backend.errors):
+            while self._leading:
+                await asyncio.sleep(lease / 3)
+                renewed = await redis.eval(
+                    _RENEW_LUA, 1, self._lease_key, holder, int(lease * 1000)
+                )
+                if not renewed and self._heartbeat is asyncio.current_task():
+                    self._leading, self._lost = False, True  # stop publishing at once
+                    return
 
     async def _follow_watch_set(self, redis: Any) -> None:
         """The leader's engine watches exactly the runs some process still waits on."""

@@ -23,7 +23,7 @@ import pytest
 redis = pytest.importorskip("redis")
 
 from codegen_async import AsyncAgent, WaitTimeoutError  # noqa: E402
-from codegen_async._polling import FleetWatcher  # noqa: E402
+from codegen_async._polling import FleetSettings, FleetWatcher  # noqa: E402
 from codegen_async.emulator import Emulator  # noqa: E402
 from codegen_async.errors import ClientClosedError  # noqa: E402
 from tests.polling import test_polling_fleet as base  # noqa: E402
@@ -368,3 +368,42 @@ async def test_a_stopped_task_that_notices_late_never_serves_beside_the_new_one(
         assert len(readers) <= 1, "two fleet tasks serve at once"
         emu.finish_run(r2, "completed")
         assert (await asyncio.wait_for(wait, 20)).status == "completed"
+
+
+async def test_a_slow_step_of_the_leader_never_lets_its_lease_lapse(
+    emu: Emulator, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With thousands of runs on a loaded machine a step of the leader's loop (re-reading the
+    # stored statuses, following the watch set) can take longer than a lease. The lease was
+    # renewed between those steps, so it lapsed; each lapse moved every run to another
+    # process, which polled them all afresh (8,000 runs, 4 processes: 6-12 req/s instead of
+    # about 45, the leader changing every few seconds). A lease of 1 s here, a step of 2.5 s.
+    monkeypatch.setattr(FleetSettings, "for_window", classmethod(lambda cls, window: cls(1.0)))
+    original = FleetWatcher._read_updates
+    slowed: list[FleetWatcher] = []
+
+    async def slow_once(self: FleetWatcher, redis_client: Any) -> None:
+        if self.leading and not slowed:
+            slowed.append(self)
+            await asyncio.sleep(2.5)
+        await original(self, redis_client)
+
+    monkeypatch.setattr(FleetWatcher, "_read_updates", slow_once)
+    ids = seed_runs(emu, 2)
+    async with (
+        emu.client(rate_limit_backend=redis_url) as a,
+        emu.client(rate_limit_backend=redis_url) as b,
+    ):
+        wa = asyncio.ensure_future(a.wait_for_run(ids[0]))
+        await until(lambda: watcher(a).leading)
+        wb = asyncio.ensure_future(b.wait_for_run(ids[1]))
+        await until(lambda: bool(slowed))
+        taken_over = False
+        deadline = time.monotonic() + 3.0  # the slow step and a lease after it
+        while time.monotonic() < deadline:
+            taken_over = taken_over or watcher(b).leading or not watcher(a).leading
+            await asyncio.sleep(0.02)
+        assert not taken_over, "the lease lapsed during the leader's slow step"
+        for run_id in ids:
+            emu.finish_run(run_id, "completed")
+        await asyncio.wait_for(asyncio.gather(wa, wb), 20)
