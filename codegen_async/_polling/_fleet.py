@@ -358,9 +358,13 @@ class FleetWatcher:
         self._seen.pop(key, None)
         self._since.pop(key, None)
         self._new.discard(key)
-        relay = self._relays.pop(key, None)
-        if relay is not None and self._local:
-            self._spawn(self._engine.release(relay))
+        # A leader's relay polls for the fleet: it stays until the run leaves the watch set
+        # (_follow_watch_set) or the task winds down, both of which release it. Dropping it
+        # here without a release left it in the engine, polling for good.
+        if self._local:
+            relay = self._relays.pop(key, None)
+            if relay is not None:
+                self._spawn(self._engine.release(relay))
 
     def _received(
         self, key: tuple[int, int], stored: AgentRun | bool | None, *, fresh: bool = True

@@ -407,3 +407,28 @@ async def test_a_slow_step_of_the_leader_never_lets_its_lease_lapse(
         for run_id in ids:
             emu.finish_run(run_id, "completed")
         await asyncio.wait_for(asyncio.gather(wa, wb), 20)
+
+
+async def test_a_wait_that_ends_early_leaves_nothing_polling(emu: Emulator, redis_url: str) -> None:
+    # The leader's relay of a run whose wait timed out (or was cancelled) was dropped from
+    # the fleet's books but not from the engine: it polled that run for good (18 requests a
+    # second here), in every process that had led, with no wait left at all.
+    ids = seed_runs(emu, 3)
+    async with emu.client(rate_limit_backend=redis_url) as agent:
+        with pytest.raises(WaitTimeoutError):
+            await agent.wait_for_run(ids[0], timeout=0.5)
+        hold = asyncio.ensure_future(agent.wait_for_run(ids[1]))
+        await until(lambda: watcher(agent).leading)
+        cancelled = asyncio.ensure_future(agent.wait_for_runs(ids[2:]))
+        await asyncio.sleep(0.3)
+        cancelled.cancel()
+        emu.finish_run(ids[1], "completed")
+        await asyncio.wait_for(hold, 20)
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        poller = agent._poller()
+        await until(lambda: not poller.running, 10)
+        assert poller.tracked == 0
+        requests = agent.stats.requests
+        await asyncio.sleep(1.0)
+        assert agent.stats.requests == requests
