@@ -18,8 +18,10 @@ background task per process while it has waits:
   The leader runs the client's ordinary poller
   (``_engine.RunPoller``, paced within ``poll_share`` of the quota, through the shared
   Redis limiter) over every watched run, with *relay* subscriptions: what it sees goes to
-  Redis, not to a local wait. When the lease lapses (the leader was killed), the next
-  process to look takes it, within about one lease period.
+  Redis, not to a local wait. It reads the whole ``watch`` set every ``ttl / 3`` (and on
+  taking the lease) to drop the runs nobody waits on, and only the newly registered ones
+  when a process says in the stream that it registered some. When the lease lapses (the
+  leader was killed), the next process to look takes it, within about one lease period.
 * **Updates**: the leader writes each status change as ``last:org:run`` (kept an hour,
   pushed forward while a process waits on the run: it may not change for hours) and
   appends the run's name (only: the run is in ``last:``) to the stream ``updates``; every
@@ -86,6 +88,8 @@ CLOSE_WAIT: Final = 1.0
 """Longest ``aclose`` waits to give the lease back (a stalled Redis: the lease lapses)."""
 MAX_LEASE: Final = 5.0
 """The longest lease a process holds (seconds): a lease key expiring later is not ours."""
+FOLLOW_SLACK_MS: Final = 1_000
+"""How far processes' estimates of Redis's clock may disagree, for reading new runs only."""
 LAST_TTL_MS: Final = 3_600_000
 """How long a run's last status is kept for waits that start late (one hour)."""
 
@@ -259,6 +263,8 @@ class FleetWatcher:
         self._heartbeat: asyncio.Task[None] | None = None  # renews the lease while leading
         self._term = 0  # counts this process's leases: a late give-back drops only its own
         self._clock_offset = 0.0  # Redis's clock minus ours, seconds (watch scores use Redis's)
+        self._full_follow_at = 0.0  # monotonic time of the leader's next full read of watch
+        self._followed_ms = 0.0  # Redis time (ms) of its last read of watch
         self._local = False  # Redis failed: this process polls its own runs
         self._warned = False
         self._warned_data = False
@@ -728,8 +734,9 @@ class FleetWatcher:
             if taken:
                 log.debug("fleet run watching: this process polls for the fleet")
                 self._leading = True
+                self._full_follow_at = 0.0
                 self._start_heartbeat(redis)
-        if self._leading:
+        if self._leading and time.monotonic() >= self._full_follow_at:
             await self._follow_watch_set(redis)
 
     async def _lease_lost(self) -> None:
@@ -768,13 +775,28 @@ class FleetWatcher:
                     self._leading, self._lost = False, True  # stop publishing at once
                     return
 
-    async def _follow_watch_set(self, redis: Any) -> None:
-        """The leader's engine watches exactly the runs some process still waits on."""
+    async def _follow_watch_set(self, redis: Any, *, full: bool = True) -> None:
+        """The leader's engine watches exactly the runs some process still waits on.
+
+        ``full``: read the whole set, trim what expired and drop the runs nobody waits on
+        (every ``ttl / 3``, and on taking the lease). Else only what was registered since the
+        last read (a process said so in the stream): re-reading thousands of runs at every
+        registration (and every ``lease / 3``) took most of a core on the leader.
+        """
         now_ms = self._redis_ms()
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
-            pipe.zrangebyscore(self._watch_key, now_ms, "+inf")
-            _, members = await pipe.execute()
+        if full:
+            self._full_follow_at = time.monotonic() + self._settings.ttl / 3
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
+                pipe.zrangebyscore(self._watch_key, now_ms, "+inf")
+                _, members = await pipe.execute()
+        else:
+            # Registered after the last read: scored (by Redis's clock, each process's own
+            # estimate of it, hence the slack) at least a ttl after it. A process with a
+            # shorter ttl (other quotas) is caught by the next full read.
+            since = self._followed_ms + self._settings.ttl * 1000 - FOLLOW_SLACK_MS
+            members = await redis.zrangebyscore(self._watch_key, f"({since}", "+inf")
+        self._followed_ms = now_ms
         wanted: set[tuple[int, int]] = set()
         junk = []
         for member in members:
@@ -787,6 +809,8 @@ class FleetWatcher:
             await redis.zrem(self._watch_key, *junk)
         for key in wanted:
             self._relay(key)
+        if not full:
+            return
         for key in [k for k in self._relays if k not in wanted]:
             relay = self._relays.pop(key)
             await self._engine.release(relay)
@@ -838,7 +862,7 @@ class FleetWatcher:
             for key, raw in zip(changed, stored, strict=True):
                 self._received(key, self._decode(raw, key[1]))
         if watched and self._leading:
-            await self._follow_watch_set(redis)
+            await self._follow_watch_set(redis, full=False)
 
     def _after_registration(self, key: tuple[int, int], entry_id: bytes) -> bool:
         """Whether a stream entry about a run is newer than this process's wait on it."""
