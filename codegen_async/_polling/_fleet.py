@@ -584,9 +584,12 @@ class FleetWatcher:
 
     def _fall_back(self, exc: BaseException) -> None:
         if not self._warned:
+            # Only a Redis error says Redis is unreachable (a bug was logged with its traceback).
+            what = "Redis is unreachable" if isinstance(exc, self._backend.errors) else "it failed"
             log.warning(
-                "fleet run watching: Redis is unreachable (%s); this process polls its own "
-                "runs, and tries Redis again every %.3g s",
+                "fleet run watching: %s (%s); this process polls its own runs, and tries "
+                "Redis again every %.3g s",
+                what,
                 type(exc).__name__,
                 self._settings.lease,
             )

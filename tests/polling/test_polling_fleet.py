@@ -248,8 +248,10 @@ async def test_leader_killed_another_process_takes_over(
 
 
 async def test_a_failure_inside_the_fleet_loop_never_leaves_a_wait_hanging(
-    emu: Emulator, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    emu: Emulator, redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="codegen_async.polling")
+
     async def broken(self: FleetWatcher, redis: Any, *, refresh_all: bool) -> None:
         raise KeyError("a bug")
 
@@ -262,6 +264,10 @@ async def test_a_failure_inside_the_fleet_loop_never_leaves_a_wait_hanging(
             emu.finish_run(run_id, "cancelled")
         runs = await asyncio.wait_for(wait, 20)
     assert [run.status for run in runs.values()] == ["cancelled", "cancelled"]
+    # A bug is not blamed on Redis (the warning said "Redis is unreachable (KeyError)").
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "unreachable" in m], messages
+    assert any("fleet run watching: it failed (KeyError)" in m for m in messages), messages
 
 
 async def test_a_wait_after_resume_is_not_answered_by_the_old_final_status(
