@@ -241,6 +241,36 @@ async def test_a_429_closes_the_route_for_every_process(
         await other_registry.aclose()
 
 
+HOSTILE_ROUTE_KEYS = {
+    # Another program (or a hand) wrote values no caller of this SDK can, without expiry:
+    # each blocked the route in every process for as long as it said (here: for good).
+    "pause far ahead": lambda c, lim: c.set(lim.closed_key, str(10**18)),
+    "pause not a number": lambda c, lim: c.set(lim.closed_key, "soon"),
+    "tick far ahead": lambda c, lim: c.set(lim.pace_key, str(10**18)),
+    "slots far ahead": lambda c, lim: c.zadd(lim.slots_key, {f"x{i}": 1e18 for i in range(5)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ROUTE_KEYS))
+async def test_values_no_caller_could_write_never_block_a_route(
+    redis_url: str, registry: LimiterRegistry, case: str
+) -> None:
+    limiter = _limiter(registry, redis_url, Quota(5, 0.5), mode="smooth")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        HOSTILE_ROUTE_KEYS[case](client, limiter)
+    finally:
+        client.close()
+    waited = await asyncio.wait_for(limiter.acquire(), 10)
+    limiter.release()
+    assert waited < 5  # a tick of the smooth pace at most (was: for good)
+    assert limiter.stats().grants == 1
+    # Granted by Redis, not by the local fallback (a pause that is not a number made the
+    # script fail, so each process limited alone and warned every few seconds).
+    assert limiter._fallback_until == float("-inf")
+    await _settle(limiter)
+
+
 async def test_cancelled_waiters_take_nothing(redis_url: str, registry: LimiterRegistry) -> None:
     quota = Quota(1, 0.3)
     limiter = _limiter(registry, redis_url, quota)

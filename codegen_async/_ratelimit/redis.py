@@ -14,6 +14,10 @@ token>}:<operation>``: never the token itself, and one set per token and route w
 each client's mode or quota (every caller checks its own limit against it). The braces are
 a Redis Cluster hash tag, so every key of one token lives on one shard.
 
+Another program may write to these keys: a pause, tick or slot further ahead than any caller
+of this SDK sets (:data:`HORIZON`), or a pause that is not a number, is dropped by the script
+rather than obeyed (it would block the route in every process, for good without expiry).
+
 A stalled Redis must not leak slots: every acquire script carries the caller's deadline
 (when the socket timeout gives up on it), in Redis's clock, and grants nothing once
 ``TIME`` is past it -- a script queued behind a stall runs when Redis resumes, long after
@@ -76,6 +80,10 @@ log = logging.getLogger("codegen_async.ratelimit")
 KEY_PREFIX: Final = "codegen_async:rl:"
 FALLBACK_SECONDS: Final = 5.0
 SOCKET_TIMEOUT: Final = 5.0
+HORIZON: Final = 86_400.0
+"""Seconds ahead beyond which a route's pause, tick or slot in Redis cannot be one this SDK
+wrote (its pauses end within five minutes or a window, its slots within ``hold``; another
+caller's quota may have a longer window, hence a day, or twice this caller's ``hold``)."""
 _US: Final = 1_000_000
 
 # Redis >= 5 replicates a script's effects, which lets it write after reading TIME; older
@@ -89,7 +97,11 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 # KEYS: slots (sorted set), closed (429 penalty), pace (smooth mode's next tick), peers
 # (the token's processes, by last use)
 # ARGV: limit, hold_us, member, interval_us (0 in window mode), deadline_us (Redis clock),
-#       peer (this process), peer_ttl_us
+#       peer (this process), peer_ttl_us, horizon_us
+# A pause, tick or slot ending later than now + horizon_us (beyond anything a caller of this
+# SDK sets: see HORIZON) was written by another program; it would block the route for every
+# process for as long as it says (for good, without expiry), so it is dropped. So is a
+# pause or tick that is not a number.
 # Returns {granted, wait_us, now_us, held, peers}: {1, 0, ...} for a slot taken; {0, -1, ...}
 # past the deadline (nothing taken, nothing written); else wait_us until the blocker goes
 # away, held = 1 when the blocker is a slot (maybe still in flight), 0 for a pause or tick.
@@ -103,14 +115,18 @@ redis.call('ZADD', KEYS[4], now, ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - peer_ttl)
 redis.call('PEXPIRE', KEYS[4], math.ceil(peer_ttl / 1000))
 local peers = redis.call('ZCARD', KEYS[4])
-local closed = tonumber(redis.call('GET', KEYS[2]) or '0')
+local horizon = now + tonumber(ARGV[8])
+local closed = tonumber(redis.call('GET', KEYS[2]) or '0') or horizon + 1
+if closed > horizon then redis.call('DEL', KEYS[2]); closed = 0 end
 if closed > now then return {0, closed - now, now, 0, peers} end
 local interval = tonumber(ARGV[4])
 if interval > 0 then
-  local tick = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local tick = tonumber(redis.call('GET', KEYS[3]) or '0') or horizon + 1
+  if tick > horizon then redis.call('DEL', KEYS[3]); tick = 0 end
   if tick > now then return {0, tick - now, now, 0, peers} end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', horizon), '+inf')
 local used = redis.call('ZCARD', KEYS[1])
 local limit = tonumber(ARGV[1])
 if used >= limit then
@@ -394,6 +410,7 @@ class RedisLimiter:
         self._peer_ttl_us = math.ceil(max(2 * (quota.window + margin), 10.0) * _US)
         self._back_us = math.ceil((quota.window + margin) * _US)
         self._hold_us = math.ceil((quota.window + margin + max_hold) * _US)
+        self._horizon_us = max(2 * self._hold_us, HORIZON * _US)
         self._interval_us = math.ceil(self._back_us / quota.limit) if smooth else 0
         self._poll = poll if poll is not None else min(max(quota.window / 50, 0.002), 0.25)
         self._on_grant = on_grant
@@ -585,6 +602,7 @@ class RedisLimiter:
                 deadline_us,
                 backend.peer,
                 self._peer_ttl_us,
+                self._horizon_us,
             ],
         )
         granted, wait_us, now_us, held, peers = (int(x) for x in reply)
