@@ -76,7 +76,17 @@ def check_params(endpoint: Endpoint, values: Mapping[str, object]) -> dict[str, 
     """Check path and query values against the table; return the query string values."""
     query: dict[str, str] = {}
     for param in endpoint.params:
-        value = _check_param(param, values.get(param.name))
+        value = values.get(param.name)
+        # Inline, the usual case: an exact non-negative int within the bounds, which
+        # ``_check_param`` would return unchanged (a third of the cost of the checks).
+        if (
+            type(value) is not int
+            or param.type is not int
+            or value < 0
+            or (param.minimum is not None and value < param.minimum)
+            or (param.maximum is not None and value > param.maximum)
+        ):
+            value = _check_param(param, value)
         if param.location == "query" and value is not None:
             if isinstance(value, bool):
                 query[param.name] = "true" if value else "false"
