@@ -33,6 +33,7 @@ from ._logging import configure_from_env
 from ._network import resolve_network
 from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
+from ._path import fill_path
 from ._polling import (
     DEFAULT_POLL_SHARE,
     ClientRunSource,
@@ -326,7 +327,7 @@ class AsyncAgent:
         # call on the hot path. Argument errors still surface where the method is awaited.
         endpoint = ENDPOINTS[name] if isinstance(name, str) else name
         query = check_params(endpoint, values)
-        path = endpoint.path.format_map(values)  # a path without placeholders is unchanged
+        path = fill_path(endpoint.path, values)  # a path without placeholders is unchanged
         return self._transport.request(endpoint, path, query or None, body, options)
 
     # --- users -------------------------------------------------------------------------
