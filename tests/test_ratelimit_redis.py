@@ -271,6 +271,31 @@ async def test_values_no_caller_could_write_never_block_a_route(
     await _settle(limiter)
 
 
+@pytest.mark.parametrize("key", ["slots", "closed", "peers"])
+async def test_a_route_key_of_the_wrong_type_is_deleted_not_fatal(
+    redis_url: str, registry: LimiterRegistry, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every acquire failed on it (WRONGTYPE), so each process limited alone, for good.
+    monkeypatch.setattr("codegen_async._ratelimit.redis.FALLBACK_SECONDS", 0.2)
+    limiter = _limiter(registry, redis_url, Quota(5, 0.5))
+    name = {"slots": limiter.slots_key, "closed": limiter.closed_key, "peers": limiter.peers_key}
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.hset(name[key], "written", "by another program")
+        await limiter.acquire()  # fails over to this process's own window
+        limiter.release()
+        assert limiter._fallback_until > float("-inf")
+        await _settle(limiter)
+        assert client.type(name[key]) != b"hash"
+        await asyncio.sleep(0.3)  # the fallback period is over
+        await limiter.acquire()
+        assert limiter._held[-1] is not None  # a slot in Redis, not a local one
+        limiter.release()
+        await _settle(limiter)
+    finally:
+        client.close()
+
+
 async def test_cancelled_waiters_take_nothing(redis_url: str, registry: LimiterRegistry) -> None:
     quota = Quota(1, 0.3)
     limiter = _limiter(registry, redis_url, quota)

@@ -16,7 +16,8 @@ a Redis Cluster hash tag, so every key of one token lives on one shard.
 
 Another program may write to these keys: a pause, tick or slot further ahead than any caller
 of this SDK sets (:data:`HORIZON`), or a pause that is not a number, is dropped by the script
-rather than obeyed (it would block the route in every process, for good without expiry).
+rather than obeyed (it would block the route in every process, for good without expiry);
+a key of the wrong type is deleted when an acquire fails on it (``WRONGTYPE``).
 
 A stalled Redis must not leak slots: every acquire script carries the caller's deadline
 (when the socket timeout gives up on it), in Redis's clock, and grants nothing once
@@ -165,6 +166,22 @@ end
 return 1
 """
 )
+
+# KEYS: slots, closed, pace, peers. Deletes each that holds another type than this SDK writes
+# (another program wrote it): every acquire would fail on it (WRONGTYPE) and each process
+# would limit alone for good. Returns how many it deleted.
+REPAIR_LUA: Final = """
+local expected = {'zset', 'string', 'string', 'zset'}
+local deleted = 0
+for i, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= expected[i] then
+    redis.call('DEL', key)
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""
 
 # The deadline of the acquire running in this task (the line calls ``claim`` without it).
 _DEADLINE: ContextVar[float | None] = ContextVar("codegen_async_redis_deadline", default=None)
@@ -525,6 +542,25 @@ class RedisLimiter:
             exc,
             FALLBACK_SECONDS,
         )
+        if "WRONGTYPE" in str(exc) and running_loop() is not None:
+            state = self._backend.state()
+            state.spawn(self._repair(state))
+
+    async def _repair(self, state: _LoopClient) -> None:
+        """Delete this route's keys of the wrong type: the next ask (after the fallback
+        period) uses Redis again."""
+        try:
+            deleted = await state.client.eval(REPAIR_LUA, len(self.keys), *self.keys)
+        except self._backend.errors as exc:
+            log.debug("rate limit %s: could not repair its keys: %s", self.name, exc)
+            return
+        if deleted:
+            log.warning(
+                "rate limit %s: %d of its Redis keys held the wrong type (not written by this "
+                "SDK); deleted them",
+                self.name,
+                deleted,
+            )
 
     def _fallback_share(self) -> None:
         """Keep this process's share of the quota while Redis is down: the limit divided
