@@ -5,7 +5,7 @@ around the values rather than on them: one hook call per field, the model's ``__
 called with keyword arguments (the keys of a decoded JSON object are not interned, so CPython
 matches each one by comparing strings), and a frozen ``__init__`` that stores every field
 through ``object.__setattr__``. Callgrind counted 43k instructions to structure the
-benchmark's run; the function generated here takes about 8k.
+benchmark's run; with the function generated here, 12.7k.
 
 What it does instead, per model class, in one function built from source:
 
