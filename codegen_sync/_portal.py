@@ -1,14 +1,25 @@
-"""The one background event loop on which every blocking client runs its coroutines.
+"""The one event loop on which every blocking client runs its coroutines.
 
-A process has at most one :class:`Portal`: an asyncio event loop in a daemon thread, started
-on first use and shared by every ``codegen_sync`` client, so that they share connections'
-loop, rate limiters and sessions. A blocking call hands a coroutine to that loop and waits for
-its outcome (:meth:`Portal.call`).
+A process has at most one :class:`Portal`: an asyncio event loop shared by every
+``codegen_sync`` client (so that they share connections, rate limiters and sessions), and a
+daemon thread that runs it whenever nobody else does. A blocking call (:meth:`Portal.call`)
+runs its coroutine on that loop in one of two ways:
 
-Why not ``anyio.from_thread.BlockingPortal``: its ``call`` costs about 75 us a hop here, and
-``asyncio.run_coroutine_threadsafe`` + ``concurrent.futures`` about 37 us; this module's hop
-(one ``call_soon_threadsafe`` and one bare lock) costs about 25 us, which is what keeps a
-blocking call within 1.3x of the async one (see ``benchmarks/bench_sync.py``).
+- **in the calling thread**, when the loop is idle ("parked") and the thread runs no event
+  loop of its own: the caller runs the loop itself until its call is done. No thread hop, so a
+  blocking call costs about what the awaited one does. The thread waits, as it would anyway.
+- **through the loop thread**, when the loop is busy (another thread's call is in flight, or a
+  background task lives on it, such as a fleet's keeper or a client being closed), or when the
+  calling thread already runs an event loop (a notebook): one ``call_soon_threadsafe`` and one
+  bare lock, the cheapest hop there is (``anyio.from_thread.BlockingPortal`` costs three times
+  as much, ``run_coroutine_threadsafe`` half as much again; see ``benchmarks/bench_sync.py``).
+
+The loop has one runner at a time, decided under one lock (:class:`_Turn`): parked, the loop
+thread's, or a calling thread's. A calling thread that finishes while work from other threads
+or a background task is left hands the loop to the loop thread; the loop thread parks the loop
+once nothing is left for a short while. Either way the coroutine runs in a copy of the calling
+thread's ``contextvars`` context, and callbacks (``on_update=``) run on whichever thread runs
+the loop at that moment.
 
 Lifecycle:
 
@@ -27,10 +38,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import logging
 import os
+import signal
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -39,11 +53,30 @@ __all__ = ["Portal", "get_portal", "shutdown"]
 
 log = logging.getLogger("codegen_sync")
 
+try:  # the C functions, without the conversions to enums of signal.py (~30 calls a call)
+    import _signal as _signals  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - not CPython
+    _signals = signal
+
 T = TypeVar("T")
 
 THREAD_NAME: Final = "codegen_sync-loop"
 # How long interpreter exit may wait for open clients to close and tasks to finish.
 EXIT_TIMEOUT: Final = 5.0
+# How long the loop thread keeps running an idle loop before parking it: calls handed in one
+# after another (a notebook's) then find it running, rather than waking it each time.
+LINGER: Final = 0.05
+# A call that finds the loop parked for longer lets it take one turn before the call's first
+# step, so that a keep-alive connection the server closed meanwhile is seen closed (its end
+# of file read) before the call takes it from the pool; otherwise a POST would fail with
+# "Can not write request body". Servers keep idle connections for seconds.
+STALE_AFTER: Final = 0.05
+
+# Who runs the loop (see _Turn).
+_PARKED: Final = "parked"  # nobody: the next blocking call runs it in its own thread
+_LOOP_THREAD: Final = "loop thread"
+_CALLER: Final = "calling thread"
+_CLOSED: Final = "closed"
 
 
 class Closeable(Protocol):
@@ -59,10 +92,12 @@ class _Waiter(Generic[T]):
     variable and callbacks); it is created held and released once, by the loop thread.
     """
 
-    __slots__ = ("awaitable", "error", "finished", "lock", "task", "value")
+    __slots__ = ("awaitable", "context", "error", "finished", "lock", "portal", "task", "value")
 
-    def __init__(self, awaitable: Awaitable[T]) -> None:
+    def __init__(self, awaitable: Awaitable[T], portal: Portal) -> None:
         self.awaitable: Awaitable[T] | None = awaitable
+        self.portal = portal
+        self.context = contextvars.copy_context()
         self.lock = threading.Lock()
         self.lock.acquire()
         self.value: T | None = None
@@ -79,6 +114,7 @@ class _Waiter(Generic[T]):
             self.error = asyncio.CancelledError()
             self.finished = True
             self.lock.release()
+            self.portal._unit_done()
 
 
 async def _drive(waiter: _Waiter[T]) -> None:
@@ -91,6 +127,18 @@ async def _drive(waiter: _Waiter[T]) -> None:
     finally:
         waiter.finished = True
         waiter.lock.release()
+        waiter.portal._unit_done()
+
+
+async def _run_and_stop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T], stale: bool) -> T:
+    """A call run in the calling thread: stop the loop in the very turn it ends (one turn
+    sooner than ``run_until_complete``, whose stop is a done callback)."""
+    try:
+        if stale:
+            await asyncio.sleep(0)
+        return await awaitable
+    finally:
+        loop.stop()
 
 
 def _discard(awaitable: Awaitable[Any]) -> None:
@@ -100,7 +148,8 @@ def _discard(awaitable: Awaitable[Any]) -> None:
 
 
 class Portal:
-    """An asyncio event loop in a daemon thread, and blocking calls into it.
+    """An asyncio event loop, the daemon thread that runs it when nobody else does, and
+    blocking calls into it.
 
     Use :func:`get_portal` rather than creating one: there is one per process.
     """
@@ -108,10 +157,21 @@ class Portal:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
+        # Counts the tasks made on the loop (background work that keeps the loop thread on).
+        self.loop.set_task_factory(self._new_task)
         self.thread_id: int | None = None
-        # Guards ``_stopping``: once it is set no call may be handed to the loop, since a
-        # callback queued after ``loop.stop()`` would never run and its caller never wake.
-        self._state_lock = threading.Lock()
+        # Guards who runs the loop (``_runner``), the count of units handed in from other
+        # threads (``_calls``) and ``_stopping``: once that is set no call may be handed to
+        # the loop, since a callback queued after ``loop.stop()`` would never run and its
+        # caller never wake.
+        self._state_lock = threading.RLock()
+        self._turn = threading.Condition(self._state_lock)
+        self._runner = _PARKED
+        self._calls = 0
+        self._tasks = 0  # changed only by the thread running the loop
+        self._parked_at = time.monotonic()
+        self._resumed_stale = False  # the loop thread resumed a loop parked > STALE_AFTER
+        self._linger: asyncio.TimerHandle | None = None
         self._stopping = False
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._background: set[asyncio.Task[Any]] = set()
@@ -124,18 +184,22 @@ class Portal:
         ready.wait()
 
     def __repr__(self) -> str:
-        state = "stopping" if self._stopping else "running"
+        state = "stopping" if self._stopping else self._runner
         return f"<Portal pid={self.pid} thread={self.thread.name!r} {state}>"
 
     # --- the loop thread ---------------------------------------------------------------
     def _run(self, ready: threading.Event) -> None:
         loop = self.loop
         _raise_mmap_threshold()
-        asyncio.set_event_loop(loop)
         self.thread_id = threading.get_ident()
+        asyncio.set_event_loop(loop)
         ready.set()
         try:
-            loop.run_forever()
+            while self._wait_for_a_turn():
+                if self._resumed_stale:
+                    # Queued after the calls handed in: they start one turn later.
+                    loop.call_soon(self._end_stale_turn)
+                loop.run_forever()
         finally:
             # Whatever was still queued when the loop stopped: cancel it and let it finish,
             # so that every caller wakes up and no task is left pending.
@@ -150,16 +214,76 @@ class Portal:
                 asyncio.set_event_loop(None)
                 loop.close()
 
+    def _wait_for_a_turn(self) -> bool:
+        """In the loop thread: park the loop if nothing is left, wait until it is this
+        thread's to run; ``False`` once the portal shuts down."""
+        with self._turn:
+            while True:
+                if self._stopping and self._runner != _CALLER:
+                    self._runner = _CLOSED
+                    return False
+                if self._runner == _LOOP_THREAD:
+                    if self._calls or self._tasks:
+                        return True
+                    self._park()
+                self._turn.wait()
+
+    def _end_stale_turn(self) -> None:
+        self._resumed_stale = False
+
+    def _park(self) -> None:  # with _state_lock held
+        self._runner = _PARKED
+        self._parked_at = time.monotonic()
+
+    def _new_task(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        self._tasks += 1
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, _task: object) -> None:
+        self._tasks -= 1
+        self._idle_check()
+
+    def _unit_done(self) -> None:
+        """In the loop: one unit handed in from another thread (a call, a spawn) is over."""
+        with self._state_lock:
+            self._calls -= 1
+        self._idle_check()
+
+    def _idle_check(self) -> None:
+        # In the loop. Only the loop thread parks the loop (a calling thread stops running
+        # it when its own call is done); after LINGER without work it stops run_forever and
+        # decides under the lock (_wait_for_a_turn).
+        if self._runner == _LOOP_THREAD and not (self._calls or self._tasks or self._linger):
+            self._linger = self.loop.call_later(LINGER, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        self._linger = None
+        if self._calls or self._tasks:
+            return
+        self.loop.stop()
+
     if sys.version_info >= (3, 12):
 
         def _start(self, waiter: _Waiter[Any]) -> None:
-            # Take the first step now rather than on the next turn of the loop (-25 % a hop).
-            waiter.task = asyncio.Task(_drive(waiter), loop=self.loop, eager_start=True)
+            # Take the first step now rather than on the next turn of the loop (-25 % a hop),
+            # unless the loop was just resumed after a while: its first turn reads what
+            # arrived meanwhile (see STALE_AFTER).
+            waiter.task = asyncio.Task(
+                _drive(waiter),
+                loop=self.loop,
+                eager_start=not self._resumed_stale,
+                context=waiter.context,
+            )
 
     else:
 
         def _start(self, waiter: _Waiter[Any]) -> None:
-            waiter.task = self.loop.create_task(_drive(waiter))
+            # A task copies the context current when it is made: the caller's, here.
+            waiter.task = waiter.context.run(asyncio.Task, _drive(waiter), loop=self.loop)
 
     @staticmethod
     def _cancel(waiter: _Waiter[Any]) -> None:
@@ -176,9 +300,15 @@ class Portal:
         return self._stopping
 
     @property
+    def runner(self) -> str:
+        """Who runs the loop now: ``"parked"`` (nobody), ``"loop thread"``, ``"calling
+        thread"`` or ``"closed"``."""
+        return self._runner
+
+    @property
     def in_loop_thread(self) -> bool:
-        """Whether the current thread is this portal's loop thread."""
-        return threading.get_ident() == self.thread_id
+        """Whether the current thread is running this portal's loop right now."""
+        return asyncio._get_running_loop() is self.loop
 
     def call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Run ``awaitable`` on the loop and block until it is done; return or raise its outcome.
@@ -189,11 +319,13 @@ class Portal:
         ``TimeoutError``.
 
         Raises:
-            RuntimeError: called from the loop thread itself (it would wait for itself
-                forever), in a forked child of the process that made this portal, or after
-                the loop was shut down at interpreter exit.
+            RuntimeError: called from a thread while it runs this loop (for example from a
+                callback the client runs: it would wait for itself forever), in a forked
+                child of the process that made this portal, or after the loop was shut
+                down at interpreter exit.
         """
-        if threading.get_ident() == self.thread_id or self.pid != os.getpid():
+        running = asyncio._get_running_loop()
+        if running is self.loop or self.pid != os.getpid():
             _discard(awaitable)
             if self.pid != os.getpid():
                 raise RuntimeError(
@@ -205,13 +337,66 @@ class Portal:
                 "thread (for example from a callback the client runs), which would wait for "
                 "itself forever; use codegen_async.AsyncAgent and await it there instead"
             )
-        waiter = _Waiter(awaitable)
+        if running is None and timeout is None and self._runner == _PARKED:
+            with self._state_lock:
+                here = self._runner == _PARKED and not self._stopping
+                if here:
+                    self._runner = _CALLER
+                    stale = time.monotonic() - self._parked_at > STALE_AFTER
+            if here:
+                return self._call_here(awaitable, stale)
+        return self._call_through_loop_thread(awaitable, timeout)
+
+    def _call_here(self, awaitable: Awaitable[T], stale: bool) -> T:
+        """Run the loop in this thread until ``awaitable`` is done (the loop was parked)."""
+        loop = self.loop
+        try:
+            task: asyncio.Task[T] = asyncio.Task(_run_and_stop(loop, awaitable, stale), loop=loop)
+            with _SigintCancels(task) as sigint:
+                try:
+                    loop.run_forever()
+                finally:
+                    if not task.done():
+                        # The loop stopped under the call (a second Ctrl-C, or an exception
+                        # from a signal handler): the loop thread takes over and finishes
+                        # cancelling it (once: a second cancel would cut its clean-up short).
+                        if not sigint.interrupted:
+                            task.cancel()
+                        with self._state_lock:
+                            self._calls += 1
+                        task.add_done_callback(self._unit_done_callback)
+        finally:
+            self._hand_back()
+        try:
+            return task.result()
+        except asyncio.CancelledError:
+            if sigint.interrupted:
+                raise KeyboardInterrupt from None
+            raise RuntimeError("the call was cancelled on codegen_sync's event loop") from None
+
+    def _unit_done_callback(self, _task: object) -> None:
+        self._unit_done()
+
+    def _hand_back(self) -> None:
+        """After a call run in this thread: park the loop, or hand it to the loop thread if
+        work from other threads or a background task is left on it."""
+        with self._turn:
+            if self._calls or self._tasks or self._stopping:
+                self._runner = _LOOP_THREAD
+                self._turn.notify()
+            else:
+                self._park()
+
+    def _call_through_loop_thread(self, awaitable: Awaitable[T], timeout: float | None) -> T:
+        waiter = _Waiter(awaitable, self)
         with self._state_lock:
             if self._stopping:
                 _discard(awaitable)
                 raise RuntimeError(
                     "codegen_sync's event loop has been shut down (the interpreter is exiting)"
                 )
+            self._calls += 1
+            self._wake_loop_thread()
             self.loop.call_soon_threadsafe(self._start, waiter)
         try:
             if timeout is None:
@@ -239,6 +424,12 @@ class Portal:
                 del error
         return waiter.value  # type: ignore[return-value]  # set unless error is
 
+    def _wake_loop_thread(self) -> None:  # with _state_lock held
+        if self._runner == _PARKED:
+            self._runner = _LOOP_THREAD
+            self._resumed_stale = time.monotonic() - self._parked_at > STALE_AFTER
+            self._turn.notify()
+
     def spawn(self, awaitable: Awaitable[Any]) -> None:
         """Start ``awaitable`` on the loop without waiting for it (safe from any thread).
 
@@ -252,12 +443,15 @@ class Portal:
             if self._stopping:
                 _discard(awaitable)
                 return
+            self._calls += 1
+            self._wake_loop_thread()
             self.loop.call_soon_threadsafe(self._spawn, awaitable)
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         task = self.loop.create_task(_quietly(awaitable))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        self._unit_done()  # the task is counted from here on
 
     def track(self, client: Closeable) -> None:
         """Close ``client`` at interpreter exit if it is still open then."""
@@ -278,8 +472,10 @@ class Portal:
             log.debug("closing codegen_sync clients at exit failed", exc_info=True)
         with self._state_lock:
             self._stopping = True
-            with contextlib.suppress(RuntimeError):  # already closed
-                self.loop.call_soon_threadsafe(self.loop.stop)
+            if self._runner == _LOOP_THREAD:
+                with contextlib.suppress(RuntimeError):  # already closed
+                    self.loop.call_soon_threadsafe(self.loop.stop)
+            self._turn.notify()
         self.thread.join(timeout)
 
     async def _close_all(self, timeout: float) -> None:
@@ -325,6 +521,45 @@ class Portal:
                     os.dup2(devnull, fd)
         finally:
             os.close(devnull)
+
+
+class _SigintCancels:
+    """While a call runs in the main thread: Ctrl-C cancels it (rather than raising
+    ``KeyboardInterrupt`` in the middle of whatever callback the loop runs), and a second
+    Ctrl-C raises. Like ``asyncio.Runner``, only over Python's default handler."""
+
+    __slots__ = ("installed", "interrupted", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.interrupted = False
+        self.installed = False
+
+    def __enter__(self) -> _SigintCancels:
+        if threading.current_thread() is threading.main_thread():
+            previous = _signals.signal(signal.SIGINT, self._on_sigint)
+            if previous is signal.default_int_handler:
+                self.installed = True
+            else:  # somebody else's handler: theirs stays
+                _signals.signal(signal.SIGINT, previous)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.installed:
+            _signals.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, _signum: int, _frame: object) -> None:
+        if self.interrupted or self.task.done():
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.task.cancel()
+        # The handler runs while the loop waits in epoll, which Python then resumes with
+        # what is left of its timeout: wake it so that the cancellation is seen now.
+        self.task.get_loop().call_soon_threadsafe(_nothing)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _raise_mmap_threshold() -> None:

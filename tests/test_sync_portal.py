@@ -1,0 +1,352 @@
+"""Who runs the blocking clients' event loop: the calling thread when the loop is idle, the
+loop thread otherwise, and the hand-overs between them (``codegen_sync._portal``).
+
+These tests talk to the portal directly with small coroutines, and to local servers on
+127.0.0.1 where a socket matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from codegen_sync._portal import THREAD_NAME, Portal, get_portal
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def parked_portal() -> Portal:
+    """The process's portal, once its loop is parked (the loop thread lingers a moment)."""
+    portal = get_portal()
+    deadline = time.monotonic() + 10
+    while portal.runner != "parked":
+        assert time.monotonic() < deadline, portal.runner
+        time.sleep(0.01)
+    return portal
+
+
+async def thread_name() -> str:
+    return threading.current_thread().name
+
+
+async def other_tasks() -> list[str]:
+    current = asyncio.current_task()
+    return [repr(t) for t in asyncio.all_tasks() if t is not current]
+
+
+def in_thread(target: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
+    """Start ``target(*args)`` in a thread; its outcome lands in the returned list."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(target(*args))
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+# --- where a call runs ----------------------------------------------------------------------
+def test_a_call_runs_in_the_calling_thread_when_the_loop_is_idle() -> None:
+    portal = parked_portal()
+    assert portal.call(thread_name()) == threading.current_thread().name
+    assert portal.runner == "parked"  # given back at once
+    thread, box = in_thread(portal.call, thread_name())
+    thread.join(10)
+    assert box == [thread.name]
+
+
+def test_a_thread_running_its_own_loop_goes_through_the_loop_thread() -> None:
+    portal = parked_portal()
+
+    async def main() -> str:
+        return portal.call(thread_name())  # a blocking call from a coroutine (a notebook)
+
+    assert asyncio.run(main()) == THREAD_NAME
+
+
+def test_the_callers_context_variables_are_seen_either_way() -> None:
+    async def seen() -> str:
+        return request_id.get()
+
+    portal = parked_portal()
+    token = request_id.set("req-1")
+    try:
+        assert portal.call(seen()) == "req-1"
+
+        async def main() -> str:
+            return portal.call(seen())
+
+        assert asyncio.run(main()) == "req-1"  # through the loop thread
+    finally:
+        request_id.reset(token)
+
+
+def test_a_blocking_call_from_a_callback_on_the_loop_raises_in_the_calling_thread_too() -> None:
+    portal = parked_portal()
+
+    async def nested() -> None:
+        portal.call(asyncio.sleep(0))
+
+    with pytest.raises(RuntimeError, match="own event-loop thread"):
+        portal.call(nested())
+    assert portal.call(thread_name())  # nothing is stuck
+
+
+# --- hand-overs -----------------------------------------------------------------------------
+def test_a_background_task_started_by_a_call_keeps_running_after_it() -> None:
+    portal = parked_portal()
+    done = threading.Event()
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        done.set()
+
+    async def start() -> None:
+        asyncio.get_running_loop().create_task(later())
+
+    portal.call(start())
+    # No further call: the loop thread must have taken the loop over.
+    assert done.wait(10)
+    assert parked_portal().runner == "parked"  # and it parks again once nothing is left
+
+
+def test_a_call_handed_in_while_another_thread_runs_the_loop_outlives_it() -> None:
+    portal = parked_portal()
+
+    async def sleep_then(seconds: float, value: str) -> str:
+        await asyncio.sleep(seconds)
+        return value
+
+    short, short_box = in_thread(portal.call, sleep_then(0.3, "short"))
+    deadline = time.monotonic() + 10
+    while portal.runner != "calling thread" and short_box == []:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    # The loop is borrowed by `short`: this call is handed in, and finishes after `short`
+    # has given the loop back (to the loop thread).
+    long, long_box = in_thread(portal.call, sleep_then(0.8, "long"))
+    short.join(10)
+    long.join(10)
+    assert (short_box, long_box) == (["short"], ["long"])
+    assert portal.call(other_tasks()) == []
+
+
+def test_a_call_handed_in_is_answered_while_the_borrower_still_runs() -> None:
+    portal = parked_portal()
+    finished: list[str] = []
+
+    async def sleep_then(seconds: float, value: str) -> str:
+        await asyncio.sleep(seconds)
+        finished.append(value)
+        return value
+
+    long, long_box = in_thread(portal.call, sleep_then(1.0, "long"))
+    while portal.runner != "calling thread" and long_box == []:
+        time.sleep(0.005)
+    assert portal.call(sleep_then(0.1, "short")) == "short"
+    assert finished == ["short"]  # the borrower's loop answered it; `long` still runs
+    long.join(10)
+    assert long_box == ["long"]
+
+
+def test_many_threads_calling_at_once_all_get_their_answers() -> None:
+    portal = parked_portal()
+
+    async def echo(value: int) -> int:
+        await asyncio.sleep(0.001 * (value % 5))
+        return value
+
+    def calls(base: int) -> list[int]:
+        return [portal.call(echo(base + i)) for i in range(50)]
+
+    threads = [in_thread(calls, 1000 * n) for n in range(8)]
+    for thread, _ in threads:
+        thread.join(60)
+    for n, (_, box) in enumerate(threads):
+        assert box == [[1000 * n + i for i in range(50)]]
+    assert parked_portal().runner == "parked"
+
+
+def test_a_finalizer_spawning_while_the_portal_lock_is_held_does_not_deadlock() -> None:
+    # A garbage collection may run a client's finalizer (which spawns its close) at any
+    # allocation, including one made while this thread holds the portal's lock.
+    portal = parked_portal()
+    ran = threading.Event()
+
+    async def close() -> None:
+        ran.set()
+
+    def spawn_under_the_lock() -> None:
+        with portal._state_lock:
+            portal.spawn(close())
+
+    thread, _ = in_thread(spawn_under_the_lock)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert ran.wait(10)
+
+
+# --- Ctrl-C in the calling thread -----------------------------------------------------------
+def _press_ctrl_c(after: float, times: int = 1, gap: float = 0.2) -> threading.Thread:
+    def press() -> None:
+        time.sleep(after)
+        for _ in range(times):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(gap)
+
+    thread = threading.Thread(target=press)
+    thread.start()
+    return thread
+
+
+main_thread_only = pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals"
+)
+
+
+@main_thread_only
+def test_ctrl_c_cancels_a_call_run_in_the_main_thread() -> None:
+    portal = parked_portal()
+    cancelled = threading.Event()
+
+    async def wait_long() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    presser = _press_ctrl_c(after=0.3)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            portal.call(wait_long())
+    finally:
+        presser.join()
+    assert cancelled.is_set()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert portal.call(other_tasks()) == []
+
+
+@main_thread_only
+def test_a_second_ctrl_c_abandons_the_wait_and_the_loop_thread_finishes_the_call() -> None:
+    portal = parked_portal()
+    cleaned_up = threading.Event()
+
+    async def slow_to_cancel() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1.0)  # clean-up that takes a while
+            cleaned_up.set()
+            raise
+
+    presser = _press_ctrl_c(after=0.3, times=2, gap=0.2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            portal.call(slow_to_cancel())
+    finally:
+        presser.join()
+    assert not cleaned_up.is_set()  # the second Ctrl-C did not wait for it ...
+    assert cleaned_up.wait(10)  # ... but it ran to its end on the loop thread
+    assert parked_portal().call(other_tasks()) == []
+
+
+@main_thread_only
+def test_a_programs_own_sigint_handler_is_left_alone() -> None:
+    portal = parked_portal()
+    seen: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        seen.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        presser = _press_ctrl_c(after=0.2)
+        try:
+            portal.call(asyncio.sleep(0.6))  # not interrupted: the program's handler runs
+        finally:
+            presser.join()
+        assert signal.getsignal(signal.SIGINT) is handler
+        assert seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- connections the server closed while the loop was parked --------------------------------
+@pytest.fixture
+def short_keepalive_server() -> Iterator[str]:
+    """A local server that closes idle keep-alive connections after 0.2 s."""
+    ready = threading.Event()
+    stop: list[asyncio.Event] = []
+    port: list[int] = []
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"ok": True})
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_post("/echo", handler)
+        runner = web.AppRunner(app, keepalive_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port.append(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        stop.append(asyncio.Event())
+        loop_box.append(asyncio.get_running_loop())
+        ready.set()
+        await stop[0].wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port[0]}/echo"
+    finally:
+        loop_box[0].call_soon_threadsafe(stop[0].set)
+        thread.join(10)
+
+
+def test_a_post_after_the_server_closed_an_idle_connection_succeeds(
+    short_keepalive_server: str,
+) -> None:
+    portal = parked_portal()
+
+    async def open_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    async def post(session: aiohttp.ClientSession) -> Any:
+        async with session.post(short_keepalive_server, data=b"hello") as response:
+            return await response.json()
+
+    session = portal.call(open_session())
+    try:
+        assert portal.call(post(session)) == {"ok": True}
+        time.sleep(1.0)  # the server closes the idle connection; nobody runs the loop
+        assert portal.call(post(session)) == {"ok": True}  # not "Can not write request body"
+
+        async def through_the_loop_thread() -> Any:
+            return portal.call(post(session))
+
+        time.sleep(1.0)
+        assert asyncio.run(through_the_loop_thread()) == {"ok": True}
+    finally:
+        portal.call(session.close())
