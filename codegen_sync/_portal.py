@@ -172,6 +172,7 @@ class Portal:
         self._parked_at = time.monotonic()
         self._resumed_stale = False  # the loop thread resumed a loop parked > STALE_AFTER
         self._linger: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0  # loop time the loop thread last found nothing to do
         self._stopping = False
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._background: set[asyncio.Task[Any]] = set()
@@ -255,16 +256,22 @@ class Portal:
 
     def _idle_check(self) -> None:
         # In the loop. Only the loop thread parks the loop (a calling thread stops running
-        # it when its own call is done); after LINGER without work it stops run_forever and
-        # decides under the lock (_wait_for_a_turn).
-        if self._runner == _LOOP_THREAD and not (self._calls or self._tasks or self._linger):
-            self._linger = self.loop.call_later(LINGER, self._stop_if_idle)
+        # it when its own call is done): once it has had no work for LINGER, it stops
+        # run_forever and decides under the lock (_wait_for_a_turn).
+        if self._runner == _LOOP_THREAD and not (self._calls or self._tasks):
+            self._idle_since = self.loop.time()
+            if self._linger is None:
+                self._linger = self.loop.call_later(LINGER, self._stop_if_idle)
 
     def _stop_if_idle(self) -> None:
         self._linger = None
         if self._calls or self._tasks:
-            return
-        self.loop.stop()
+            return  # busy again: the next idle moment starts a new wait
+        left = self._idle_since + LINGER - self.loop.time()
+        if left > 0:  # work came and went meanwhile: idle for LINGER since the last of it
+            self._linger = self.loop.call_later(left, self._stop_if_idle)
+        else:
+            self.loop.stop()
 
     if sys.version_info >= (3, 12):
 
