@@ -14,12 +14,25 @@ runs its coroutine on that loop in one of two ways:
   bare lock, the cheapest hop there is (``anyio.from_thread.BlockingPortal`` costs three times
   as much, ``run_coroutine_threadsafe`` half as much again; see ``benchmarks/bench_sync.py``).
 
-The loop has one runner at a time, decided under one lock (:class:`_Turn`): parked, the loop
-thread's, or a calling thread's. A calling thread that finishes while work from other threads
-or a background task is left hands the loop to the loop thread; the loop thread parks the loop
-once nothing is left for a short while. Either way the coroutine runs in a copy of the calling
-thread's ``contextvars`` context, and callbacks (``on_update=``) run on whichever thread runs
-the loop at that moment.
+The loop has one runner at a time, decided under one lock: parked, the loop thread, or a
+calling thread ("borrowed"). A borrowed run runs that one call and what it starts, nobody
+else's code: a call handed in meanwhile is held, the borrower is asked to stop its run, and
+gives the loop (its own call included, if unfinished) to the loop thread, then waits like any
+caller. That keeps the main thread's signal handlers out of other threads' calls. The loop
+thread parks the loop once it has had nothing to do for LINGER. A call taking a parked loop
+lets it turn once before its first step, to read what arrived while nobody ran it (the end of
+a keep-alive connection the server closed). Either way the coroutine runs in a copy of the
+calling thread's ``contextvars`` context, and callbacks (``on_update=``) run on whichever
+thread runs the loop at that moment.
+
+Ctrl-C while the main thread runs the loop for its call: Python's default handler would raise
+``KeyboardInterrupt`` in whatever the loop runs (an aiohttp callback, this module's
+bookkeeping), so for the length of the call a handler that never raises stands in
+(:class:`_CtrlC`): the first Ctrl-C cancels the call, a second hands it to the loop thread to
+finish cancelling, and the call raises ``KeyboardInterrupt`` itself. With a program's own
+SIGINT handler in place the main thread never borrows the loop. A signal handler or finalizer
+that makes a blocking call while its thread holds the loop or the lock gets ``RuntimeError``
+(it would wait for itself).
 
 Lifecycle:
 
@@ -39,14 +52,14 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import signal
 import sys
 import threading
-import time
 import weakref
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 __all__ = ["Portal", "get_portal", "shutdown"]
@@ -66,17 +79,13 @@ EXIT_TIMEOUT: Final = 5.0
 # How long the loop thread keeps running an idle loop before parking it: calls handed in one
 # after another (a notebook's) then find it running, rather than waking it each time.
 LINGER: Final = 0.05
-# A call that finds the loop parked for longer lets it take one turn before the call's first
-# step, so that a keep-alive connection the server closed meanwhile is seen closed (its end
-# of file read) before the call takes it from the pool; otherwise a POST would fail with
-# "Can not write request body". Servers keep idle connections for seconds.
-STALE_AFTER: Final = 0.05
 
 # Who runs the loop (see _Turn).
 _PARKED: Final = "parked"  # nobody: the next blocking call runs it in its own thread
 _LOOP_THREAD: Final = "loop thread"
 _CALLER: Final = "calling thread"
 _CLOSED: Final = "closed"
+_NOT_HERE: Final = object()  # _call_here could not take the loop
 
 
 class Closeable(Protocol):
@@ -130,15 +139,25 @@ async def _drive(waiter: _Waiter[T]) -> None:
         waiter.portal._unit_done()
 
 
-async def _run_and_stop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T], stale: bool) -> T:
-    """A call run in the calling thread: stop the loop in the very turn it ends (one turn
-    sooner than ``run_until_complete``, whose stop is a done callback)."""
+async def _run_and_stop(portal: Portal, awaitable: Awaitable[T]) -> T:
+    """A call run in the calling thread.
+
+    Its first step only yields: a loop nobody ran for a while first reads what arrived
+    meanwhile, such as the end of a keep-alive connection the server closed, which the call
+    would otherwise take from the pool (a POST then fails with "Can not write request
+    body"). It stops the loop in the very turn it ends, one turn sooner than
+    ``run_until_complete``, whose stop is a done callback.
+    """
+    started = False
     try:
-        if stale:
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        started = True
         return await awaitable
     finally:
-        loop.stop()
+        if not started:  # cancelled in its first turn
+            _discard(awaitable)
+        if portal._runner == _CALLER:  # still this thread's run (not handed over)
+            portal.loop.stop()
 
 
 def _discard(awaitable: Awaitable[Any]) -> None:
@@ -160,17 +179,28 @@ class Portal:
         # Counts the tasks made on the loop (background work that keeps the loop thread on).
         self.loop.set_task_factory(self._new_task)
         self.thread_id: int | None = None
-        # Guards who runs the loop (``_runner``), the count of units handed in from other
-        # threads (``_calls``) and ``_stopping``: once that is set no call may be handed to
-        # the loop, since a callback queued after ``loop.stop()`` would never run and its
-        # caller never wake.
+        # Guards who runs the loop (``_runner``), the units handed in from other threads
+        # (``_handed_in``) and ``_stopping``: once that is set no call may be handed to the
+        # loop, since a callback queued after ``loop.stop()`` would never run and its caller
+        # never wake. Re-entrant: a signal handler or a finalizer may make a call while its
+        # thread holds it. The loop never takes it (a thread holding it may be waiting for
+        # the loop): what only the thread running the loop writes needs no lock.
         self._state_lock = threading.RLock()
         self._turn = threading.Condition(self._state_lock)
         self._runner = _PARKED
-        self._calls = 0
-        self._tasks = 0  # changed only by the thread running the loop
-        self._parked_at = time.monotonic()
-        self._resumed_stale = False  # the loop thread resumed a loop parked > STALE_AFTER
+        self._handed_in = 0
+        self._finished = 0  # of the units handed in; written only by the thread running the loop
+        self._tasks = 0  # likewise
+        # The loop thread resumed a parked loop: calls handed in take their first step one
+        # turn later, once what arrived meanwhile is read (see _run_and_stop).
+        self._resumed_stale = False
+        self._borrower: int | None = None  # the thread running the loop for its own call
+        # (the last one; it is only read while _runner says a calling thread runs it)
+        self._borrowing = 0  # counts borrowings, so that a late stop request hits no other
+        # Units handed in while a thread runs the loop for its own call: queued on the loop
+        # only when it gives the loop to the loop thread (a borrowed run runs nobody else's
+        # code, so a signal handler of the main thread never raises in another's call).
+        self._held: list[Callable[[], None]] = []
         self._linger: asyncio.TimerHandle | None = None
         self._idle_since = 0.0  # loop time the loop thread last found nothing to do
         self._stopping = False
@@ -234,7 +264,6 @@ class Portal:
 
     def _park(self) -> None:  # with _state_lock held
         self._runner = _PARKED
-        self._parked_at = time.monotonic()
 
     def _new_task(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
@@ -248,10 +277,14 @@ class Portal:
         self._tasks -= 1
         self._idle_check()
 
+    @property
+    def _calls(self) -> int:
+        """Units handed in from other threads (calls, spawns) and not over yet."""
+        return self._handed_in - self._finished
+
     def _unit_done(self) -> None:
         """In the loop: one unit handed in from another thread (a call, a spawn) is over."""
-        with self._state_lock:
-            self._calls -= 1
+        self._finished += 1
         self._idle_check()
 
     def _idle_check(self) -> None:
@@ -277,8 +310,8 @@ class Portal:
 
         def _start(self, waiter: _Waiter[Any]) -> None:
             # Take the first step now rather than on the next turn of the loop (-25 % a hop),
-            # unless the loop was just resumed after a while: its first turn reads what
-            # arrived meanwhile (see STALE_AFTER).
+            # unless the loop was just resumed: its first turn reads what arrived meanwhile
+            # (see _run_and_stop).
             waiter.task = asyncio.Task(
                 _drive(waiter),
                 loop=self.loop,
@@ -314,8 +347,15 @@ class Portal:
 
     @property
     def in_loop_thread(self) -> bool:
-        """Whether the current thread is running this portal's loop right now."""
-        return asyncio._get_running_loop() is self.loop
+        """Whether the current thread runs this portal's loop right now (a blocking call
+        from it would wait for itself)."""
+        return (
+            asyncio._get_running_loop() is self.loop
+            or (self._runner == _CALLER and self._borrower == threading.get_ident())
+            # A signal handler or finalizer that interrupts this thread's own bookkeeping:
+            # the loop thread needs the lock to take over.
+            or self._state_lock._is_owned()  # type: ignore[attr-defined]
+        )
 
     def call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Run ``awaitable`` on the loop and block until it is done; return or raise its outcome.
@@ -327,12 +367,13 @@ class Portal:
 
         Raises:
             RuntimeError: called from a thread while it runs this loop (for example from a
-                callback the client runs: it would wait for itself forever), in a forked
-                child of the process that made this portal, or after the loop was shut
-                down at interpreter exit.
+                callback the client runs, or a signal handler or finalizer that interrupts
+                such a thread: it would wait for itself forever), in a forked child of the
+                process that made this portal, or after the loop was shut down at
+                interpreter exit.
         """
         running = asyncio._get_running_loop()
-        if running is self.loop or self.pid != os.getpid():
+        if running is self.loop or self.pid != os.getpid() or self.in_loop_thread:
             _discard(awaitable)
             if self.pid != os.getpid():
                 raise RuntimeError(
@@ -345,54 +386,115 @@ class Portal:
                 "itself forever; use codegen_async.AsyncAgent and await it there instead"
             )
         if running is None and timeout is None and self._runner == _PARKED:
-            with self._state_lock:
-                here = self._runner == _PARKED and not self._stopping
-                if here:
-                    self._runner = _CALLER
-                    stale = time.monotonic() - self._parked_at > STALE_AFTER
-            if here:
-                return self._call_here(awaitable, stale)
+            outcome = self._call_here(awaitable)
+            if outcome is not _NOT_HERE:
+                return outcome  # type: ignore[return-value]  # T unless _NOT_HERE
         return self._call_through_loop_thread(awaitable, timeout)
 
-    def _call_here(self, awaitable: Awaitable[T], stale: bool) -> T:
-        """Run the loop in this thread until ``awaitable`` is done (the loop was parked)."""
+    def _call_here(self, awaitable: Awaitable[T]) -> T | object:
+        """Run the loop in this thread until ``awaitable`` is done, if the loop is parked;
+        ``_NOT_HERE`` if it is not (or a program's own SIGINT handler is in place)."""
         loop = self.loop
+        ctrl_c: _CtrlC | None = None
+        if threading.current_thread() is threading.main_thread():
+            ctrl_c = _CtrlC(loop)
+            if not ctrl_c.install():
+                return _NOT_HERE  # signal handlers may raise anywhere: not in loop code
         try:
-            task: asyncio.Task[T] = asyncio.Task(_run_and_stop(loop, awaitable, stale), loop=loop)
-            with _SigintCancels(task) as sigint:
-                try:
-                    loop.run_forever()
-                finally:
-                    if not task.done():
-                        # The loop stopped under the call (a second Ctrl-C, or an exception
-                        # from a signal handler): the loop thread takes over and finishes
-                        # cancelling it (once: a second cancel would cut its clean-up short).
-                        if not sigint.interrupted:
-                            task.cancel()
-                        with self._state_lock:
-                            self._calls += 1
-                        task.add_done_callback(self._unit_done_callback)
+            with self._state_lock:
+                if self._runner != _PARKED or self._stopping:
+                    return _NOT_HERE
+                self._borrower = threading.get_ident()  # before _runner: see in_loop_thread
+                self._borrowing += 1
+                self._runner = _CALLER
+            task: asyncio.Task[T] | None = None
+            try:
+                if ctrl_c is not None and ctrl_c.interrupted:
+                    _discard(awaitable)  # Ctrl-C before the call started
+                else:
+                    task = asyncio.Task(_run_and_stop(self, awaitable), loop=loop)
+                    if ctrl_c is not None:
+                        ctrl_c.start(task, awaitable)
+                    try:
+                        loop.run_forever()
+                    except BaseException:
+                        task.cancel()  # an exception from a signal handler: the call is off
+                        raise
+                    finally:
+                        if ctrl_c is not None:
+                            ctrl_c.running = False
+            finally:
+                handed = self._hand_back(task)
         finally:
-            self._hand_back()
+            if ctrl_c is not None:
+                ctrl_c.uninstall()
+        if handed is not None:  # the call goes on in the loop thread
+            assert task is not None
+            if ctrl_c is not None and ctrl_c.abandoned:
+                raise KeyboardInterrupt
+            try:
+                handed.acquire()
+            except BaseException:
+                # Ctrl-C while waiting: cancel the call and wait until it has ended (a
+                # second Ctrl-C abandons the wait).
+                loop.call_soon_threadsafe(task.cancel)
+                handed.acquire()
+                raise
+        if ctrl_c is not None and ctrl_c.interrupted:
+            raise KeyboardInterrupt
+        assert task is not None  # set unless interrupted
         try:
             return task.result()
         except asyncio.CancelledError:
-            if sigint.interrupted:
-                raise KeyboardInterrupt from None
-            raise RuntimeError("the call was cancelled on codegen_sync's event loop") from None
+            raise RuntimeError(
+                "the call was cancelled on codegen_sync's event loop"
+                + (" (the interpreter is exiting)" if self._stopping else "")
+            ) from None
 
-    def _unit_done_callback(self, _task: object) -> None:
-        self._unit_done()
+    def _hand_back(self, task: asyncio.Task[Any] | None) -> threading.Lock | None:
+        """After this thread's run of the loop for its call: park the loop, or give it to
+        the loop thread (with the units held meanwhile, and the call if it is unfinished).
 
-    def _hand_back(self) -> None:
-        """After a call run in this thread: park the loop, or hand it to the loop thread if
-        work from other threads or a background task is left on it."""
+        Returns a lock released when the unfinished call is done, else ``None``.
+        """
+        done: threading.Lock | None = None
         with self._turn:
-            if self._calls or self._tasks or self._stopping:
+            if task is not None and not task.done():
+                done = threading.Lock()
+                done.acquire()
+                self._handed_in += 1
+                task.add_done_callback(functools.partial(self._handed_over_done, done))
+            if done is not None or self._held or self._calls or self._tasks or self._stopping:
+                for callback in self._held:  # nobody runs the loop now: safe from here
+                    self.loop.call_soon(callback)
+                self._held.clear()
                 self._runner = _LOOP_THREAD
+                self._resumed_stale = False  # it ran a moment ago
                 self._turn.notify()
             else:
                 self._park()
+        return done
+
+    def _handed_over_done(self, done: threading.Lock, _task: object) -> None:
+        done.release()
+        self._unit_done()
+
+    def _stop_borrowed_run(self, borrowing: int) -> None:
+        """In the loop: end a borrowed run, so that its thread gives the loop to the loop
+        thread (work was handed in meanwhile, or the portal shuts down)."""
+        if self._runner == _CALLER and self._borrowing == borrowing:
+            self.loop.stop()
+
+    def _hand_in(self, callback: Callable[[], None]) -> None:  # with _state_lock held
+        """Queue one unit from another thread, and see that a thread runs the loop."""
+        self._handed_in += 1
+        if self._runner == _CALLER:
+            self._held.append(callback)
+            if len(self._held) == 1:
+                self.loop.call_soon_threadsafe(self._stop_borrowed_run, self._borrowing)
+        else:
+            self._wake_loop_thread()
+            self.loop.call_soon_threadsafe(callback)
 
     def _call_through_loop_thread(self, awaitable: Awaitable[T], timeout: float | None) -> T:
         waiter = _Waiter(awaitable, self)
@@ -402,9 +504,7 @@ class Portal:
                 raise RuntimeError(
                     "codegen_sync's event loop has been shut down (the interpreter is exiting)"
                 )
-            self._calls += 1
-            self._wake_loop_thread()
-            self.loop.call_soon_threadsafe(self._start, waiter)
+            self._hand_in(functools.partial(self._start, waiter))
         try:
             if timeout is None:
                 waiter.lock.acquire()
@@ -434,7 +534,7 @@ class Portal:
     def _wake_loop_thread(self) -> None:  # with _state_lock held
         if self._runner == _PARKED:
             self._runner = _LOOP_THREAD
-            self._resumed_stale = time.monotonic() - self._parked_at > STALE_AFTER
+            self._resumed_stale = True
             self._turn.notify()
 
     def spawn(self, awaitable: Awaitable[Any]) -> None:
@@ -450,9 +550,7 @@ class Portal:
             if self._stopping:
                 _discard(awaitable)
                 return
-            self._calls += 1
-            self._wake_loop_thread()
-            self.loop.call_soon_threadsafe(self._spawn, awaitable)
+            self._hand_in(functools.partial(self._spawn, awaitable))
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         task = self.loop.create_task(_quietly(awaitable))
@@ -479,9 +577,11 @@ class Portal:
             log.debug("closing codegen_sync clients at exit failed", exc_info=True)
         with self._state_lock:
             self._stopping = True
-            if self._runner == _LOOP_THREAD:
-                with contextlib.suppress(RuntimeError):  # already closed
+            with contextlib.suppress(RuntimeError):  # already closed
+                if self._runner == _LOOP_THREAD:
                     self.loop.call_soon_threadsafe(self.loop.stop)
+                elif self._runner == _CALLER:  # a (daemon) thread's call: hand it over
+                    self.loop.call_soon_threadsafe(self._stop_borrowed_run, self._borrowing)
             self._turn.notify()
         self.thread.join(timeout)
 
@@ -530,39 +630,70 @@ class Portal:
             os.close(devnull)
 
 
-class _SigintCancels:
-    """While a call runs in the main thread: Ctrl-C cancels it (rather than raising
-    ``KeyboardInterrupt`` in the middle of whatever callback the loop runs), and a second
-    Ctrl-C raises. Like ``asyncio.Runner``, only over Python's default handler."""
+class _CtrlC:
+    """Ctrl-C while the main thread runs the loop for its own call (like ``asyncio.Runner``,
+    and only over Python's default handler).
 
-    __slots__ = ("installed", "interrupted", "task")
+    Python's default handler would raise ``KeyboardInterrupt`` in whatever the loop runs at
+    that moment (a callback of aiohttp's, the portal's bookkeeping). This one never raises:
+    the first Ctrl-C cancels the call, a second stops the run (the loop thread finishes the
+    cancellation) and the call raises ``KeyboardInterrupt`` in its own frame; one that comes
+    before the call has started or after it has ended is raised when the call returns.
+    """
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
+    __slots__ = ("abandoned", "awaitable", "handler", "interrupted", "loop", "running", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.task: asyncio.Task[Any] | None = None
+        self.running = False
         self.interrupted = False
-        self.installed = False
+        self.abandoned = False
+        self.handler = self._on_sigint  # one bound method, to compare by identity
+        self.awaitable: Awaitable[Any] | None = None
 
-    def __enter__(self) -> _SigintCancels:
-        if threading.current_thread() is threading.main_thread():
-            previous = _signals.signal(signal.SIGINT, self._on_sigint)
-            if previous is signal.default_int_handler:
-                self.installed = True
-            else:  # somebody else's handler: theirs stays
-                _signals.signal(signal.SIGINT, previous)
-        return self
+    def install(self) -> bool:
+        """Put this handler in place of Python's default one; ``False`` (nothing changed)
+        if the program has a SIGINT handler of its own."""
+        previous = _signals.signal(signal.SIGINT, self.handler)
+        if previous is signal.default_int_handler:
+            return True
+        _signals.signal(signal.SIGINT, previous)
+        if self.interrupted and callable(previous):  # a Ctrl-C meant for the program's
+            previous(signal.SIGINT, None)
+        return False
 
-    def __exit__(self, *_: object) -> None:
-        if self.installed:
+    def uninstall(self) -> None:
+        if _signals.getsignal(signal.SIGINT) is self.handler:
             _signals.signal(signal.SIGINT, signal.default_int_handler)
 
+    def start(self, task: asyncio.Task[Any], awaitable: Awaitable[Any]) -> None:
+        self.task = task
+        self.awaitable = awaitable
+        self.running = True
+
     def _on_sigint(self, _signum: int, _frame: object) -> None:
-        if self.interrupted or self.task.done():
-            raise KeyboardInterrupt
-        self.interrupted = True
-        self.task.cancel()
+        task = self.task
+        if not self.running or task is None:
+            self.interrupted = True  # raised when the call returns
+            return
+        if not self.interrupted:
+            self.interrupted = True
+            task.cancel()
+            # Cancelled before its first step, the call's coroutine never stops the run.
+            task.add_done_callback(self._stop)
+        else:
+            self.abandoned = True
+            self.loop.stop()
         # The handler runs while the loop waits in epoll, which Python then resumes with
         # what is left of its timeout: wake it so that the cancellation is seen now.
-        self.task.get_loop().call_soon_threadsafe(_nothing)
+        self.loop.call_soon_threadsafe(_nothing)
+
+    def _stop(self, _task: object) -> None:
+        if self.awaitable is not None:  # finished, or never started: closing is safe
+            _discard(self.awaitable)
+        if self.running:
+            self.loop.stop()
 
 
 def _nothing() -> None:

@@ -350,3 +350,237 @@ def test_a_post_after_the_server_closed_an_idle_connection_succeeds(
         assert asyncio.run(through_the_loop_thread()) == {"ok": True}
     finally:
         portal.call(session.close())
+
+
+# --- found by attacking the design: each ran against the first version and failed ---------
+def _run_script(code: str, timeout: float = 90) -> str:
+    """Run ``code`` in a fresh interpreter (signals and exit are process-wide); its output."""
+    import subprocess
+    import sys
+    import textwrap
+
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_ctrl_c_at_any_moment_of_a_call_leaves_the_portal_usable() -> None:
+    # Ctrl-Cs every 0.2-3 ms hit the bookkeeping around the borrowed run too; the first
+    # version then left the loop owned by nobody (every later call hung) or _calls > 0.
+    out = _run_script("""
+        import asyncio, os, random, signal, threading, time
+        from concurrent.futures import ThreadPoolExecutor
+        from codegen_sync._portal import get_portal
+
+        portal = get_portal()
+        stop = threading.Event()
+
+        def press():
+            while not stop.is_set():
+                time.sleep(random.uniform(0.0002, 0.003))
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=press, daemon=True).start()
+        started = time.monotonic()
+        while time.monotonic() - started < 4:
+            try:
+                try:
+                    portal.call(asyncio.sleep(0))
+                except KeyboardInterrupt:
+                    pass
+            except KeyboardInterrupt:
+                pass
+        stop.set()
+        while True:  # let the last Ctrl-C land
+            try:
+                time.sleep(0.2)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                break
+            except KeyboardInterrupt:
+                pass
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(portal.call, asyncio.sleep(0, "ok")).result(timeout=20)
+        deadline = time.monotonic() + 20
+        while portal.runner != "parked" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(answer, portal.runner, portal._calls, portal._tasks)
+    """)
+    assert out.split() == ["ok", "parked", "0", "0"]
+
+
+def test_a_second_ctrl_c_never_reaches_another_threads_call() -> None:
+    # The main thread runs the loop for its call; calls from other threads are handed in;
+    # the first version raised the second Ctrl-C's KeyboardInterrupt in whatever code the
+    # main thread ran, another thread's call included.
+    out = _run_script("""
+        import asyncio, os, random, signal, threading, time
+        from collections import Counter
+        from concurrent.futures import ThreadPoolExecutor
+        from codegen_sync._portal import get_portal
+
+        portal = get_portal()
+        workers = Counter()
+
+        async def busy(i):
+            for _ in range(50):
+                sum(range(20000))
+                await asyncio.sleep(0)
+            return i
+
+        async def main_call():
+            try:
+                await asyncio.sleep(0.3)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.1)
+                raise
+
+        def worker(i):
+            try:
+                workers["ok" if portal.call(busy(i)) == i else "wrong"] += 1
+            except BaseException as exc:
+                workers[type(exc).__name__] += 1
+
+        def twice(delay):
+            time.sleep(delay)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.03)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        with ThreadPoolExecutor(6) as pool:
+            for _ in range(12):
+                time.sleep(0.1)
+                futures = []
+                def start():
+                    time.sleep(0.005)
+                    futures.extend(pool.submit(worker, i) for i in range(6))
+                threading.Thread(target=start).start()
+                presser = threading.Thread(target=twice, args=(random.uniform(0.02, 0.1),))
+                presser.start()
+                try:
+                    try:
+                        portal.call(main_call())
+                    except KeyboardInterrupt:
+                        pass
+                    presser.join()
+                    time.sleep(0.05)
+                except KeyboardInterrupt:
+                    pass
+                while len(futures) < 6:
+                    time.sleep(0.01)
+                for future in futures:
+                    future.result(timeout=30)
+        print(dict(workers))
+    """)
+    assert out.strip() == "{'ok': 72}"
+
+
+def test_a_loop_stop_from_inside_a_call_does_not_cut_it_short() -> None:
+    # The first version returned task.result() of an unfinished task (InvalidStateError).
+    portal = parked_portal()
+
+    async def stops_the_loop() -> int:
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0.05)
+        return 7
+
+    assert portal.call(stops_the_loop()) == 7
+    assert parked_portal().call(other_tasks()) == []
+
+
+def test_interpreter_exit_while_a_daemon_thread_runs_the_loop_for_its_call() -> None:
+    # The first version waited out its 5 s exit timeout and left the loop thread running.
+    out = _run_script("""
+        import asyncio, atexit, threading, time
+        results = []
+        atexit.register(lambda: print("exit:", results, portal.thread.is_alive()))
+        from codegen_sync._portal import get_portal
+        portal = get_portal()
+
+        def daemon():
+            try:
+                portal.call(asyncio.sleep(30))
+            except BaseException as exc:
+                results.append(type(exc).__name__)
+
+        threading.Thread(target=daemon, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while portal.runner != "calling thread" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("borrowed:", portal.runner)
+    """)
+    assert "borrowed: calling thread" in out
+    assert "exit: ['RuntimeError'] False" in out  # the call was cancelled, the thread joined
+
+
+def test_a_signal_handler_making_a_blocking_call_never_deadlocks() -> None:
+    # A handler runs between any two bytecodes of the main thread, including the portal's
+    # own bookkeeping while it holds its lock or owns the loop outside the run: such a
+    # nested call must fail at once (it would wait for its own thread), never hang.
+    out = _run_script(
+        """
+        import asyncio, signal, time
+        from codegen_sync._portal import get_portal
+
+        portal = get_portal()
+        outcomes = {"ok": 0, "RuntimeError": 0}
+        busy = False
+
+        def handler(signum, frame):
+            global busy
+            if busy:
+                return
+            busy = True
+            try:
+                portal.call(asyncio.sleep(0))
+                outcomes["ok"] += 1
+            except RuntimeError:
+                outcomes["RuntimeError"] += 1
+            finally:
+                busy = False
+
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.0007, 0.0007)
+        started = time.monotonic()
+        calls = 0
+        while time.monotonic() - started < 4:
+            portal.call(asyncio.sleep(0))
+            calls += 1
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print(calls > 0, outcomes["ok"] > 0)
+    """,
+        timeout=60,
+    )
+    assert out.split() == ["True", "True"]
+
+
+def test_a_post_after_a_short_park_during_which_the_server_closed_the_connection(
+    short_keepalive_server: str,
+) -> None:
+    # The first version let a call's first step wait a loop turn only after 50 ms parked;
+    # a close that arrived in a shorter park was missed. The server's keep-alive is 0.2 s.
+    portal = parked_portal()
+
+    async def open_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    async def post(session: aiohttp.ClientSession) -> Any:
+        async with session.post(short_keepalive_server, data=b"hello") as response:
+            return await response.json()
+
+    session = portal.call(open_session())
+    try:
+        for _ in range(5):
+            assert portal.call(post(session)) == {"ok": True}
+            time.sleep(0.18)
+            portal.call(asyncio.sleep(0))  # the loop runs, the connection is still open
+            time.sleep(0.04)  # the server closes it while the loop is parked
+            assert portal.call(post(session)) == {"ok": True}
+            time.sleep(0.3)
+    finally:
+        portal.call(session.close())
