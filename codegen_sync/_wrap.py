@@ -190,16 +190,39 @@ class SyncContextManager(AbstractContextManager[T]):
         return result
 
 
+_PLAIN, _ITERATOR, _ITERABLE, _CONTEXT = range(4)
+# What each type returned so far is (a failed ``hasattr`` costs an exception, on every call).
+_kinds: dict[type, int] = {}
+
+
+def _kind(cls: type) -> int:
+    if hasattr(cls, "__anext__"):
+        kind = _ITERATOR
+    elif hasattr(cls, "__aiter__"):
+        kind = _ITERABLE
+    elif hasattr(cls, "__aenter__") and hasattr(cls, "__aexit__"):
+        kind = _CONTEXT
+    else:
+        kind = _PLAIN
+    if len(_kinds) >= 512:  # types made on the fly should not grow it forever
+        _kinds.clear()
+    _kinds[cls] = kind
+    return kind
+
+
 def to_sync(portal: Portal, value: Any) -> Any:
     """``value``, with an async iterator or async context manager made blocking."""
     cls = type(value)
-    if hasattr(cls, "__anext__"):
+    kind = _kinds.get(cls)
+    if kind is None:
+        kind = _kind(cls)
+    if kind == _PLAIN:
+        return value
+    if kind == _ITERATOR:
         return SyncIterator(portal, value)
-    if hasattr(cls, "__aiter__"):
+    if kind == _ITERABLE:
         return SyncIterator(portal, portal.call(_aiter(value)))
-    if hasattr(cls, "__aenter__") and hasattr(cls, "__aexit__"):
-        return SyncContextManager(portal, value)
-    return value
+    return SyncContextManager(portal, value)
 
 
 async def _invoke(
