@@ -21,9 +21,9 @@ gives the loop (its own call included, if unfinished) to the loop thread, then w
 caller. That keeps the main thread's signal handlers out of other threads' calls. The loop
 thread parks the loop once it has had nothing to do for LINGER. A call taking a loop parked
 for over STALE_AFTER lets it turn once before its first step, to read what arrived while
-nobody ran it (the end of a keep-alive connection the server closed). Either way the coroutine runs in a copy of the
-calling thread's ``contextvars`` context, and callbacks (``on_update=``) run on whichever
-thread runs the loop at that moment.
+nobody ran it (the end of a keep-alive connection the server closed). Either way the
+coroutine runs in a copy of the calling thread's ``contextvars`` context, and callbacks
+(``on_update=``) run on whichever thread runs the loop at that moment.
 
 Ctrl-C while the main thread runs the loop for its call: Python's default handler would raise
 ``KeyboardInterrupt`` in whatever the loop runs (an aiohttp callback, this module's
