@@ -498,7 +498,15 @@ def test_interpreter_exit_while_a_daemon_thread_runs_the_loop_for_its_call() -> 
     out = _run_script("""
         import asyncio, atexit, threading, time
         results = []
-        atexit.register(lambda: print("exit:", results, portal.thread.is_alive()))
+
+        def report():  # runs after the portal's shutdown (atexit: last in, first out)
+            alive = portal.thread.is_alive()
+            deadline = time.monotonic() + 20
+            while not results and time.monotonic() < deadline:  # the daemon wakes up
+                time.sleep(0.01)
+            print("exit:", results, alive)
+
+        atexit.register(report)
         from codegen_sync._portal import get_portal
         portal = get_portal()
 
