@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import aiohttp
@@ -308,7 +308,7 @@ def short_keepalive_server() -> Iterator[str]:
         await site.start()
         server = site._server
         assert server is not None
-        port.append(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        port.append(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         stop.append(asyncio.Event())
         loop_box.append(asyncio.get_running_loop())
         ready.set()
@@ -325,26 +325,36 @@ def short_keepalive_server() -> Iterator[str]:
         thread.join(10)
 
 
+def open_poster(
+    portal: Portal, url: str
+) -> tuple[aiohttp.ClientSession, Callable[[], Coroutine[Any, Any, Any]]]:
+    """A session made on the portal's loop, and a coroutine function that POSTs to ``url``."""
+
+    async def open_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    session = portal.call(open_session())
+
+    async def post() -> Any:
+        async with session.post(url, data=b"hello") as response:
+            return await response.json()
+
+    return session, post
+
+
 def test_a_post_after_the_server_closed_an_idle_connection_succeeds(
     short_keepalive_server: str,
 ) -> None:
     portal = parked_portal()
 
-    async def open_session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession()
-
-    async def post(session: aiohttp.ClientSession) -> Any:
-        async with session.post(short_keepalive_server, data=b"hello") as response:
-            return await response.json()
-
-    session = portal.call(open_session())
+    session, post = open_poster(portal, short_keepalive_server)
     try:
-        assert portal.call(post(session)) == {"ok": True}
+        assert portal.call(post()) == {"ok": True}
         time.sleep(1.0)  # the server closes the idle connection; nobody runs the loop
-        assert portal.call(post(session)) == {"ok": True}  # not "Can not write request body"
+        assert portal.call(post()) == {"ok": True}  # not "Can not write request body"
 
         async def through_the_loop_thread() -> Any:
-            return portal.call(post(session))
+            return portal.call(post())
 
         time.sleep(1.0)
         assert asyncio.run(through_the_loop_thread()) == {"ok": True}
@@ -574,21 +584,14 @@ def test_a_post_after_a_short_park_during_which_the_server_closed_the_connection
     # a close that arrived in a shorter park was missed. The server's keep-alive is 0.2 s.
     portal = parked_portal()
 
-    async def open_session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession()
-
-    async def post(session: aiohttp.ClientSession) -> Any:
-        async with session.post(short_keepalive_server, data=b"hello") as response:
-            return await response.json()
-
-    session = portal.call(open_session())
+    session, post = open_poster(portal, short_keepalive_server)
     try:
         for _ in range(5):
-            assert portal.call(post(session)) == {"ok": True}
+            assert portal.call(post()) == {"ok": True}
             time.sleep(0.18)
             portal.call(asyncio.sleep(0))  # the loop runs, the connection is still open
             time.sleep(0.04)  # the server closes it while the loop is parked
-            assert portal.call(post(session)) == {"ok": True}
+            assert portal.call(post()) == {"ok": True}
             time.sleep(0.3)
     finally:
         portal.call(session.close())
