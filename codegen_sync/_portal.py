@@ -19,11 +19,11 @@ calling thread ("borrowed"). A borrowed run runs that one call and what it start
 else's code: a call handed in meanwhile is held, the borrower is asked to stop its run, and
 gives the loop (its own call included, if unfinished) to the loop thread, then waits like any
 caller. That keeps the main thread's signal handlers out of other threads' calls. The loop
-thread parks the loop once it has had nothing to do for LINGER. A call taking a loop parked
-for over STALE_AFTER lets it turn once before its first step, to read what arrived while
-nobody ran it (the end of a keep-alive connection the server closed). Either way the
-coroutine runs in a copy of the calling thread's ``contextvars`` context, and callbacks
-(``on_update=``) run on whichever thread runs the loop at that moment.
+thread parks the loop once it has had nothing to do for LINGER. A call taking a parked loop
+lets it turn once before its first step, to read what arrived while nobody ran it (the end
+of a keep-alive connection the server closed); no call starts eagerly, for the same reason.
+Either way the coroutine runs in a copy of the calling thread's ``contextvars`` context, and
+callbacks (``on_update=``) run on whichever thread runs the loop at that moment.
 
 Ctrl-C while the main thread runs the loop for its call: Python's default handler would raise
 ``KeyboardInterrupt`` in whatever the loop runs (an aiohttp callback, this module's
@@ -56,9 +56,7 @@ import functools
 import logging
 import os
 import signal
-import sys
 import threading
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -87,11 +85,8 @@ _LOOP_THREAD: Final = "loop thread"
 _CALLER: Final = "calling thread"
 _CLOSED: Final = "closed"
 _NOT_HERE: Final = object()  # _call_here could not take the loop
-# A call taking a loop nobody ran for longer lets it turn once first (see _run_and_stop).
-# Below that, the connection the call takes from the pool (the last one given back) was in
-# use a moment ago, and no server closes a keep-alive connection idle for under a
-# millisecond; back-to-back calls save the turn (about 2 % of a call).
-STALE_AFTER: Final = 0.001
+# What the main thread's Ctrl-C handler is doing (_CtrlC.phase).
+_BEFORE, _RUNNING, _AFTER, _WAITING = range(4)
 
 
 class Closeable(Protocol):
@@ -145,19 +140,19 @@ async def _drive(waiter: _Waiter[T]) -> None:
         waiter.portal._unit_done()
 
 
-async def _run_and_stop(portal: Portal, awaitable: Awaitable[T], stale: bool) -> T:
+async def _run_and_stop(portal: Portal, awaitable: Awaitable[T]) -> T:
     """A call run in the calling thread.
 
-    On a ``stale`` loop its first step only yields: a loop nobody ran for a while first reads
-    what arrived meanwhile, such as the end of a keep-alive connection the server closed,
-    which the call would otherwise take from the pool (a POST then fails with "Can not write
-    request body"). It stops the loop in the very turn it ends, one turn sooner than
+    Its first step only yields: the parked loop first reads what arrived while nobody ran it,
+    such as the end of a keep-alive connection the server closed, which the call would
+    otherwise take from the pool (a POST then fails with "Can not write request body"; a
+    break-it review made that happen with two clients called back to back, a millisecond
+    apart). It stops the loop in the very turn it ends, one turn sooner than
     ``run_until_complete``, whose stop is a done callback.
     """
     started = False
     try:
-        if stale:
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)
         started = True
         return await awaitable
     finally:
@@ -195,13 +190,9 @@ class Portal:
         self._state_lock = threading.RLock()
         self._turn = threading.Condition(self._state_lock)
         self._runner = _PARKED
-        self._parked_at = time.monotonic()
         self._handed_in = 0
         self._finished = 0  # of the units handed in; written only by the thread running the loop
         self._tasks = 0  # likewise
-        # The loop thread resumed a parked loop: calls handed in take their first step one
-        # turn later, once what arrived meanwhile is read (see _run_and_stop).
-        self._resumed_stale = False
         self._borrower: int | None = None  # the thread running the loop for its own call
         # (the last one; it is only read while _runner says a calling thread runs it)
         self._borrowing = 0  # counts borrowings, so that a late stop request hits no other
@@ -235,9 +226,6 @@ class Portal:
         ready.set()
         try:
             while self._wait_for_a_turn():
-                if self._resumed_stale:
-                    # Queued after the calls handed in: they start one turn later.
-                    loop.call_soon(self._end_stale_turn)
                 loop.run_forever()
         finally:
             # Whatever was still queued when the loop stopped: cancel it and let it finish,
@@ -267,12 +255,8 @@ class Portal:
                     self._park()
                 self._turn.wait()
 
-    def _end_stale_turn(self) -> None:
-        self._resumed_stale = False
-
     def _park(self) -> None:  # with _state_lock held
         self._runner = _PARKED
-        self._parked_at = time.monotonic()
 
     def _new_task(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
@@ -315,24 +299,12 @@ class Portal:
         else:
             self.loop.stop()
 
-    if sys.version_info >= (3, 12):
-
-        def _start(self, waiter: _Waiter[Any]) -> None:
-            # Take the first step now rather than on the next turn of the loop (-25 % a hop),
-            # unless the loop was just resumed: its first turn reads what arrived meanwhile
-            # (see _run_and_stop).
-            waiter.task = asyncio.Task(
-                _drive(waiter),
-                loop=self.loop,
-                eager_start=not self._resumed_stale,
-                context=waiter.context,
-            )
-
-    else:
-
-        def _start(self, waiter: _Waiter[Any]) -> None:
-            # A task copies the context current when it is made: the caller's, here.
-            waiter.task = waiter.context.run(asyncio.Task, _drive(waiter), loop=self.loop)
+    def _start(self, waiter: _Waiter[Any]) -> None:
+        # A task copies the context current when it is made: the caller's, here. Never an
+        # eager start (3.12+): its first step would run before the callbacks of what the
+        # selector read in the same turn, such as the end of a keep-alive connection the
+        # server closed, and take that connection from the pool (see _run_and_stop).
+        waiter.task = waiter.context.run(asyncio.Task, _drive(waiter), loop=self.loop)
 
     @staticmethod
     def _cancel(waiter: _Waiter[Any]) -> None:
@@ -412,17 +384,19 @@ class Portal:
         try:
             with self._state_lock:
                 if self._runner != _PARKED or self._stopping:
+                    if ctrl_c is not None and ctrl_c.interrupted:  # pressed meanwhile
+                        _discard(awaitable)
+                        raise KeyboardInterrupt
                     return _NOT_HERE
                 self._borrower = threading.get_ident()  # before _runner: see in_loop_thread
                 self._borrowing += 1
                 self._runner = _CALLER
-                stale = time.monotonic() - self._parked_at > STALE_AFTER
             task: asyncio.Task[T] | None = None
             try:
                 if ctrl_c is not None and ctrl_c.interrupted:
                     _discard(awaitable)  # Ctrl-C before the call started
                 else:
-                    task = asyncio.Task(_run_and_stop(self, awaitable, stale), loop=loop)
+                    task = asyncio.Task(_run_and_stop(self, awaitable), loop=loop)
                     if ctrl_c is not None:
                         ctrl_c.start(task, awaitable)
                     try:
@@ -432,24 +406,24 @@ class Portal:
                         raise
                     finally:
                         if ctrl_c is not None:
-                            ctrl_c.running = False
+                            ctrl_c.phase = _AFTER
             finally:
                 handed = self._hand_back(task)
+            if handed is not None:  # the call goes on in the loop thread: wait for it
+                assert task is not None
+                if ctrl_c is None:
+                    handed.acquire()  # not the main thread: no Ctrl-C here
+                else:
+                    if ctrl_c.abandoned:
+                        raise KeyboardInterrupt
+                    ctrl_c.phase = _WAITING  # a Ctrl-C now cancels; a second raises
+                    if ctrl_c.interrupted and not ctrl_c.cancelled:  # pressed just before
+                        ctrl_c.cancelled = True
+                        loop.call_soon_threadsafe(task.cancel)
+                    handed.acquire()
         finally:
             if ctrl_c is not None:
                 ctrl_c.uninstall()
-        if handed is not None:  # the call goes on in the loop thread
-            assert task is not None
-            if ctrl_c is not None and ctrl_c.abandoned:
-                raise KeyboardInterrupt
-            try:
-                handed.acquire()
-            except BaseException:
-                # Ctrl-C while waiting: cancel the call and wait until it has ended (a
-                # second Ctrl-C abandons the wait).
-                loop.call_soon_threadsafe(task.cancel)
-                handed.acquire()
-                raise
         if ctrl_c is not None and ctrl_c.interrupted:
             raise KeyboardInterrupt
         assert task is not None  # set unless interrupted
@@ -479,7 +453,6 @@ class Portal:
                     self.loop.call_soon(callback)
                 self._held.clear()
                 self._runner = _LOOP_THREAD
-                self._resumed_stale = False  # it ran a moment ago
                 self._turn.notify()
             else:
                 self._park()
@@ -544,7 +517,6 @@ class Portal:
     def _wake_loop_thread(self) -> None:  # with _state_lock held
         if self._runner == _PARKED:
             self._runner = _LOOP_THREAD
-            self._resumed_stale = True
             self._turn.notify()
 
     def spawn(self, awaitable: Awaitable[Any]) -> None:
@@ -645,64 +617,88 @@ class _CtrlC:
     and only over Python's default handler).
 
     Python's default handler would raise ``KeyboardInterrupt`` in whatever the loop runs at
-    that moment (a callback of aiohttp's, the portal's bookkeeping). This one never raises:
-    the first Ctrl-C cancels the call, a second stops the run (the loop thread finishes the
-    cancellation) and the call raises ``KeyboardInterrupt`` in its own frame; one that comes
-    before the call has started or after it has ended is raised when the call returns.
+    that moment (a callback of aiohttp's, the portal's bookkeeping). This one raises only
+    where the main thread waits in its own frame. By ``phase``: while the loop runs, the
+    first Ctrl-C cancels the call and a second stops the run (the loop thread finishes the
+    cancellation); while the main thread waits for a call handed to the loop thread, the
+    first cancels it (from afar) and a second raises; before and between those, it is noted
+    and acted on at the next of them, or raised when the call returns.
     """
 
-    __slots__ = ("abandoned", "awaitable", "handler", "interrupted", "loop", "running", "task")
+    __slots__ = (
+        "abandoned",
+        "awaitable",
+        "cancelled",
+        "handler",
+        "installed",
+        "interrupted",
+        "loop",
+        "phase",
+        "task",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.task: asyncio.Task[Any] | None = None
-        self.running = False
-        self.interrupted = False
-        self.abandoned = False
-        self.handler = self._on_sigint  # one bound method, to compare by identity
         self.awaitable: Awaitable[Any] | None = None
+        self.phase = _BEFORE
+        self.interrupted = False  # Ctrl-C was pressed
+        self.cancelled = False  # ... and the call was told
+        self.abandoned = False  # ... twice: the call is left to the loop thread
+        self.installed = False
+        self.handler = self._on_sigint  # one bound method, to compare by identity
 
     def install(self) -> bool:
-        """Put this handler in place of Python's default one; ``False`` (nothing changed)
-        if the program has a SIGINT handler of its own."""
+        """Put this handler in place of Python's default one. ``False`` (nothing changed) if
+        the program has a SIGINT handler of its own, which may raise anywhere."""
         previous = _signals.signal(signal.SIGINT, self.handler)
         if previous is signal.default_int_handler:
+            self.installed = True
             return True
         _signals.signal(signal.SIGINT, previous)
         if self.interrupted and callable(previous):  # a Ctrl-C meant for the program's
             previous(signal.SIGINT, None)
-        return False
+        # SIG_IGN and SIG_DFL run no Python code: the loop may be taken as it is.
+        return bool(previous == signal.SIG_IGN or previous == signal.SIG_DFL)
 
     def uninstall(self) -> None:
-        if _signals.getsignal(signal.SIGINT) is self.handler:
+        if self.installed and _signals.getsignal(signal.SIGINT) is self.handler:
             _signals.signal(signal.SIGINT, signal.default_int_handler)
 
     def start(self, task: asyncio.Task[Any], awaitable: Awaitable[Any]) -> None:
         self.task = task
         self.awaitable = awaitable
-        self.running = True
+        self.phase = _RUNNING
 
     def _on_sigint(self, _signum: int, _frame: object) -> None:
-        task = self.task
-        if not self.running or task is None:
-            self.interrupted = True  # raised when the call returns
-            return
-        if not self.interrupted:
-            self.interrupted = True
-            task.cancel()
-            # Cancelled before its first step, the call's coroutine never stops the run.
-            task.add_done_callback(self._stop)
+        task, phase = self.task, self.phase
+        first = not self.interrupted
+        self.interrupted = True
+        if task is None or phase in (_BEFORE, _AFTER):
+            return  # acted on when it can be (see Portal._call_here)
+        if phase == _RUNNING:
+            if first:
+                self.cancelled = True
+                task.cancel()
+                # Cancelled before its first step, the call's coroutine never stops the run.
+                task.add_done_callback(self._stop)
+            else:
+                self.abandoned = True
+                self.loop.stop()
+            # The handler runs while the loop waits in epoll, which Python then resumes with
+            # what is left of its timeout: wake it so that this is seen now.
+            self.loop.call_soon_threadsafe(_nothing)
+        elif not self.cancelled:  # _WAITING, the loop thread runs the call
+            self.cancelled = True
+            self.loop.call_soon_threadsafe(task.cancel)
         else:
             self.abandoned = True
-            self.loop.stop()
-        # The handler runs while the loop waits in epoll, which Python then resumes with
-        # what is left of its timeout: wake it so that the cancellation is seen now.
-        self.loop.call_soon_threadsafe(_nothing)
+            raise KeyboardInterrupt  # out of the wait, in the portal's own frame
 
     def _stop(self, _task: object) -> None:
         if self.awaitable is not None:  # finished, or never started: closing is safe
             _discard(self.awaitable)
-        if self.running:
+        if self.phase == _RUNNING:
             self.loop.stop()
 
 
