@@ -354,7 +354,7 @@ class Portal:
                 interpreter exit.
         """
         running = asyncio._get_running_loop()
-        if running is self.loop or self.pid != os.getpid() or self.in_loop_thread:
+        if self.pid != os.getpid() or self.in_loop_thread:  # in_loop_thread: running is ours
             _discard(awaitable)
             if self.pid != os.getpid():
                 raise RuntimeError(
