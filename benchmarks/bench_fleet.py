@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import os
 import shutil
@@ -77,8 +78,11 @@ async def _worker(args: argparse.Namespace) -> None:
     job = json.loads(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
     ids: list[int] = job["ids"]
     timeout = float(os.environ.get("BENCH_FLEET_TIMEOUT", WORKER_TIMEOUT))
+    # A worker that outlives its own timeout is a bug: it says where every task and thread is.
+    watchdog = asyncio.ensure_future(_dump_tasks_after(timeout + 20))
+    faulthandler.dump_traceback_later(timeout + 30)
     detected: dict[int, float] = {}
-    marker = redis.asyncio.Redis.from_url(args.redis)
+    marker = redis.asyncio.Redis.from_url(args.redis, socket_timeout=10)
     async with AsyncAgent(
         job["token"],
         job["org_id"],
@@ -87,22 +91,39 @@ async def _worker(args: argparse.Namespace) -> None:
         rate_limit_backend=args.redis,
         fleet_polling=args.mode == "shared",
     ) as agent:
-
-        async def tell_leader() -> None:
-            watcher: Any = agent._watcher()
-            while True:
-                if getattr(watcher, "leading", False):
-                    await marker.set(LEADER_KEY, os.getpid())
-                await asyncio.sleep(0.02)
-
-        teller = asyncio.ensure_future(tell_leader())
-        async for run in agent.as_completed(ids, timeout=timeout):
-            detected[run.id] = time.time()
-        teller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        stop = asyncio.Event()
+        teller = asyncio.ensure_future(_announce_leader(agent._watcher(), marker, stop))
+        try:
+            async for run in agent.as_completed(ids, timeout=timeout):
+                detected[run.id] = time.time()
+        finally:
+            stop.set()
             await teller
         print(json.dumps({"detected": detected, "requests": agent.stats.requests}), flush=True)
     await marker.aclose()
+    faulthandler.cancel_dump_traceback_later()
+    watchdog.cancel()
+
+
+async def _announce_leader(watcher: Any, marker: Any, stop: asyncio.Event) -> None:
+    """Write this process's pid to ``LEADER_KEY`` while its watcher leads, until ``stop``.
+
+    Stopped by an event, not by cancelling: on Python 3.10/3.11 redis-py's
+    ``asyncio.wait_for`` around a send loses a cancellation that lands as the send completes
+    (CPython gh-86296), and the worker then never ended (CI, 2026-11-29).
+    """
+    while not stop.is_set():
+        if getattr(watcher, "leading", False):
+            await marker.set(LEADER_KEY, os.getpid())
+        await asyncio.sleep(0.02)
+
+
+async def _dump_tasks_after(delay: float) -> None:
+    await asyncio.sleep(delay)
+    print(f"worker {os.getpid()} still runs {delay:.0f} s on; its tasks:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _spawn_worker(redis_url: str, mode: str) -> Any:

@@ -32,6 +32,7 @@ from ._ratelimit import REGISTRY, Limiter, QuotaWaitExceeded, RateLimits
 from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
 from ._validation import QueryPairs, merge_headers
 from ._version import __version__
+from ._waiting import wait_event
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -507,8 +508,7 @@ class Transport:
         shared = self._shared
         if shared.wake is None:
             shared.wake = asyncio.Event()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(shared.wake.wait(), delay)
+        await wait_event(shared.wake, delay)
 
     def _closed_error(self, endpoint: Endpoint, url: str) -> ClientClosedError:
         return ClientClosedError(

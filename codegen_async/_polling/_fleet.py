@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from .._converter import structure, unstructure
+from .._waiting import wait_event
 from ..errors import ClientClosedError, CodegenError
 from ..models import AgentRun
 from ._engine import RunPoller
@@ -610,8 +611,7 @@ class FleetWatcher:
         for key in list(self._subs):
             self._relay(key)
         if self._subs:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), seconds)
+            await wait_event(self._wake, seconds)
 
     def _rejoin(self) -> None:
         """Redis answers again: the waits move back from the own poller to the fleet's.
@@ -768,13 +768,17 @@ class FleetWatcher:
         """Renew the lease every lease / 3 while it is ours; a Redis error ends this (the
         serving loop then renews it itself, or meets the error too and falls back)."""
         lease = self._settings.lease
+        me = asyncio.current_task()
         with contextlib.suppress(*self._backend.errors):
-            while self._leading:
+            # Also ends once replaced: its cancellation can be lost inside redis-py (whose
+            # asyncio.wait_for around a send loses one on 3.10/3.11), and with this process
+            # leading again it would otherwise renew a lease of a past term for good.
+            while self._leading and self._heartbeat is me:
                 await asyncio.sleep(lease / 3)
                 renewed = await redis.eval(
                     _RENEW_LUA, 1, self._lease_key, holder, int(lease * 1000)
                 )
-                if not renewed and self._heartbeat is asyncio.current_task():
+                if not renewed and self._heartbeat is me:
                     self._leading, self._lost = False, True  # stop publishing at once
                     return
 

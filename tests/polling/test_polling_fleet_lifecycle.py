@@ -468,3 +468,35 @@ async def test_the_leader_reads_the_whole_watch_set_only_now_and_then(
         for run_id in ids:
             emu.finish_run(run_id, "completed")
         await asyncio.wait_for(asyncio.gather(wa, wb, late), 20)
+
+
+async def test_a_replaced_heartbeat_that_lost_its_cancellation_ends() -> None:
+    # redis-py's asyncio.wait_for around a send loses a cancellation on Python 3.10/3.11
+    # (CPython gh-86296). A heartbeat cancelled inside its renewal then ran on, and, with
+    # the process leading again under a new heartbeat, renewed a past term's lease for good.
+    class CancelLosingRedis:
+        def __init__(self) -> None:
+            self.in_eval = asyncio.Event()
+            self.calls = 0
+
+        async def eval(self, *args: Any) -> int:
+            self.calls += 1
+            self.in_eval.set()
+            with contextlib.suppress(asyncio.CancelledError):  # lost
+                await asyncio.sleep(0.05)
+            return 1
+
+    backend: Any = type("Backend", (), {"errors": (ConnectionError,)})()
+    fleet = FleetWatcher(Any, Any, backend, "f" * 32, FleetSettings(0.5))  # type: ignore[arg-type]
+    fleet._leading = True
+    old_redis = CancelLosingRedis()
+    fleet._start_heartbeat(old_redis)
+    old = fleet._heartbeat
+    assert old is not None
+    await asyncio.wait_for(old_redis.in_eval.wait(), 5)
+    fleet._start_heartbeat(CancelLosingRedis())  # cancels the old one, inside its eval
+    done, _ = await asyncio.wait((old,), timeout=2)
+    assert old in done, "the replaced heartbeat renews on"
+    fleet._leading = False
+    fleet._stop_heartbeat()
+    await asyncio.gather(*fleet._goodbyes, return_exceptions=True)
