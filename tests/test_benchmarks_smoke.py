@@ -8,6 +8,7 @@ files are written and name every scenario, and the harness's checks and report b
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,20 @@ def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def _failed_logs(stderr: str, out: Path) -> str:
+    """The ends of the failed scenarios' logs: CI keeps only what the test prints (a hung
+    fleet worker, for one, writes its tasks' and threads' stacks there)."""
+    match = re.search(r"^failed: (.+) \(logs in ", stderr, re.MULTILINE)
+    if match is None:
+        return ""
+    parts = []
+    for name in match.group(1).split(", "):
+        log = out / "logs" / f"{name}.log"
+        if log.is_file():
+            parts.append(f"\n--- end of {log} ---\n{log.read_text(errors='replace')[-6000:]}")
+    return "".join(parts)
+
+
 # Every scenario in a subprocess (bounded at 600 s by _bench): minutes on a loaded machine.
 # slow: eight scenarios in subprocesses. Run by the 3.11 suite; the other interpreters' CI
 # lanes leave it out (the quick fanout scenario went past its 120 s limit twice in a 3.10
@@ -54,7 +69,7 @@ def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
 def test_quick_run_writes_results_and_report(tmp_path: Path) -> None:
     out = tmp_path / "quick"
     proc = _bench("--quick", "--out", str(out), timeout=840)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, proc.stderr[-4000:] + _failed_logs(proc.stderr, out)
 
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["quick"] is True
@@ -186,3 +201,14 @@ def test_markdown_table_formats_cells() -> None:
     assert lines[0] == "| a | b | c | d |"
     assert lines[2] == "| 1,234 | – | x\\|y | – |"
     assert lines[3] == "| 0.5 | – | – | yes |"
+
+
+def test_a_failed_run_shows_the_end_of_each_failed_scenarios_log(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "fleet.log").write_text("x" * 10_000 + "worker 42 still runs")
+    (tmp_path / "logs" / "sync.log").write_text("fine")
+    stderr = f"[3/9] fleet ... failed\nfailed: fleet, gone (logs in {tmp_path / 'logs'})\n"
+    shown = _failed_logs(stderr, tmp_path)
+    assert shown.endswith("worker 42 still runs")
+    assert "fine" not in shown and len(shown) < 6_200
+    assert _failed_logs("9 of 9 scenarios ran without failure\n", tmp_path) == ""
