@@ -11,6 +11,7 @@ from ._client import AsyncAgent
 from ._config import Timeout
 from ._endpoints import ENDPOINTS, Endpoint, Quota
 from ._network import InsecureTLSWarning
+from ._notgiven import NOT_GIVEN, NotGiven
 from ._ratelimit import RateLimits
 from ._raw import AsyncRawResponses, RawResponse
 from ._transport import TransportStats
@@ -64,6 +65,7 @@ from .models import (
 
 __all__ = [
     "ENDPOINTS",
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
@@ -90,6 +92,7 @@ __all__ = [
     "IntegrationStatus",
     "InternalServerError",
     "NotFoundError",
+    "NotGiven",
     "OAuthProvider",
     "Organization",
     "OrganizationIntegrations",

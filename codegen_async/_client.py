@@ -31,6 +31,7 @@ from ._endpoints import ENDPOINTS, Endpoint
 from ._generic import generic_endpoint, generic_limits
 from ._logging import configure_from_env
 from ._network import resolve_network
+from ._notgiven import NOT_GIVEN, NotGiven
 from ._options import CallOptions, call_options
 from ._pagination import iterate_pages
 from ._path import fill_path
@@ -85,7 +86,8 @@ from .models import (
 
 __all__ = ["AsyncAgent"]
 
-TimeoutArg = float | Timeout | None
+TimeoutArg = float | Timeout | NotGiven | None
+DeadlineArg = float | NotGiven | None
 
 
 class AsyncAgent:
@@ -98,7 +100,7 @@ class AsyncAgent:
         base_url: API root. Default: ``CODEGEN_API_BASE_URL``, else
             ``https://api.codegen.com``.
         timeout: Seconds for one request (a number, or a :class:`Timeout` with ``total``
-            and ``connect``); default 60 s total, 10 s to connect.
+            and ``connect``); default 60 s total, 10 s to connect; ``None``: no limit.
         max_retries: Retries of a failed attempt (0 disables); default 2.
         rate_limits: Quotas to keep; default :meth:`RateLimits.documented`, its windows
             (and so the poll intervals) scaled by ``CODEGEN_RATE_LIMIT_SCALE`` if set.
@@ -133,8 +135,10 @@ class AsyncAgent:
     Every method also takes, by keyword: ``timeout=`` (one attempt), ``deadline=`` (the
     whole call), ``extra_headers=``, ``extra_query=`` and, where the operation has a body,
     ``extra_body=``: sent as given, winning over the SDK's own values (for a field or
-    parameter the SDK does not know yet). :meth:`with_options` makes a client with other
-    defaults that shares this one's connections.
+    parameter the SDK does not know yet). ``timeout=`` and ``deadline=`` left out keep the
+    client's; ``None`` removes that limit for the call (as in openai-python).
+    :meth:`with_options` makes a client with other defaults that shares this one's
+    connections.
 
     Use it as ``async with AsyncAgent() as agent:``, or call :meth:`aclose` when done.
     """
@@ -145,7 +149,7 @@ class AsyncAgent:
         org_id: int | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | Timeout | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
         max_retries: int = 2,
         rate_limits: RateLimits | None = None,
         rate_limit_backend: str | None = None,
@@ -208,9 +212,9 @@ class AsyncAgent:
     def with_options(
         self,
         *,
-        timeout: float | Timeout | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
         max_retries: int | None = None,
-        deadline: float | None = None,
+        deadline: DeadlineArg = NOT_GIVEN,
         default_headers: Mapping[str, str] | None = None,
     ) -> AsyncAgent:
         """A client with other defaults, sharing this one's connections.
@@ -220,22 +224,26 @@ class AsyncAgent:
         (``await agent.with_options(deadline=5).get_run(run_id)``). Closing either client
         closes what they share.
 
-        Args:
-            timeout: Seconds for one attempt (a number or a :class:`Timeout`).
-            max_retries: Retries of a failed attempt.
-            deadline: Seconds a whole call may take at most.
-            default_headers: Headers added to this client's (same name: the new value).
+        An argument left out keeps this client's value. For the two limits ``None`` is a
+        value: ``with_options(timeout=None, deadline=None)`` makes a client with no limit on
+        an attempt nor on a call, whatever this one has (as in openai-python).
 
-        ``None`` keeps this client's value.
+        Args:
+            timeout: Seconds for one attempt (a number or a :class:`Timeout`); ``None``:
+                no limit.
+            max_retries: Retries of a failed attempt (``None`` keeps this client's).
+            deadline: Seconds a whole call may take at most; ``None``: no deadline.
+            default_headers: Headers added to this client's (same name: the new value;
+                ``None`` adds none).
         """
         config = self._config
         changes: dict[str, Any] = {}
-        if timeout is not None:
+        if not isinstance(timeout, NotGiven):
             changes["timeout"] = Timeout.coerce(timeout)
         if max_retries is not None:
             changes["max_retries"] = check_retries(max_retries)
-        if deadline is not None:
-            changes["deadline"] = check_seconds("deadline", deadline)
+        if not isinstance(deadline, NotGiven):
+            changes["deadline"] = None if deadline is None else check_seconds("deadline", deadline)
         if default_headers is not None:
             try:
                 added = check_headers("default_headers", default_headers)
@@ -334,8 +342,8 @@ class AsyncAgent:
     async def get_current_user(
         self,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> User:
@@ -352,8 +360,8 @@ class AsyncAgent:
         user_id: int,
         org_id: int | None = None,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> User:
@@ -375,8 +383,8 @@ class AsyncAgent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[User]:
@@ -392,8 +400,8 @@ class AsyncAgent:
         org_id: int | None = None,
         *,
         page_size: int = 100,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[User]:
@@ -418,8 +426,8 @@ class AsyncAgent:
         model: str | None = None,
         agent_type: AgentType | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -465,8 +473,8 @@ class AsyncAgent:
         agent_run_id: int,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AgentRun:
@@ -488,8 +496,8 @@ class AsyncAgent:
         skip: int = 0,
         limit: int = 100,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[AgentRun]:
@@ -518,8 +526,8 @@ class AsyncAgent:
         source_type: SourceType | str | None = None,
         org_id: int | None = None,
         page_size: int = 100,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[AgentRun]:
@@ -548,8 +556,8 @@ class AsyncAgent:
         *,
         images: Sequence[str] | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -593,8 +601,8 @@ class AsyncAgent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -616,8 +624,8 @@ class AsyncAgent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -639,8 +647,8 @@ class AsyncAgent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -663,8 +671,8 @@ class AsyncAgent:
         limit: int = 100,
         reverse: bool = False,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AgentRunWithLogs:
@@ -690,8 +698,8 @@ class AsyncAgent:
         reverse: bool = False,
         org_id: int | None = None,
         page_size: int = 100,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[AgentRunLog]:
@@ -723,8 +731,8 @@ class AsyncAgent:
         sandbox_id: int,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AnalyzeLogsResponse:
@@ -751,8 +759,8 @@ class AsyncAgent:
         trigger_source: str = "setup-commands",
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -782,8 +790,8 @@ class AsyncAgent:
         self,
         org_id: int | None = None,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -807,8 +815,8 @@ class AsyncAgent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[Organization]:
@@ -824,8 +832,8 @@ class AsyncAgent:
         self,
         *,
         page_size: int = 100,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[Organization]:
@@ -845,8 +853,8 @@ class AsyncAgent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[Repository]:
@@ -864,8 +872,8 @@ class AsyncAgent:
         org_id: int | None = None,
         *,
         page_size: int = 100,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AsyncIterator[Repository]:
@@ -884,8 +892,8 @@ class AsyncAgent:
         self,
         org_id: int | None = None,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> OrganizationIntegrations:
@@ -902,8 +910,8 @@ class AsyncAgent:
         repo_id: int,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> CheckSuiteSettings:
@@ -922,8 +930,8 @@ class AsyncAgent:
         settings: CheckSuiteSettingsUpdate,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -963,8 +971,8 @@ class AsyncAgent:
         state: PullRequestState,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -989,8 +997,8 @@ class AsyncAgent:
         state: PullRequestState,
         *,
         org_id: int | None = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -1010,8 +1018,8 @@ class AsyncAgent:
         self,
         org_id: int | None = None,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> CliRules:
@@ -1026,8 +1034,8 @@ class AsyncAgent:
     async def get_mcp_providers(
         self,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> list[OAuthProvider]:
@@ -1043,8 +1051,8 @@ class AsyncAgent:
         self,
         org_id: int | None = None,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Any:
@@ -1060,8 +1068,8 @@ class AsyncAgent:
         provider: str,
         org_id: int | None = None,
         *,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Any:
@@ -1081,8 +1089,8 @@ class AsyncAgent:
         *,
         params: Mapping[str, object] | None = None,
         json: Any = None,
-        timeout: TimeoutArg = None,
-        deadline: float | None = None,
+        timeout: TimeoutArg = NOT_GIVEN,
+        deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send an operation the SDK does not know yet; return the decoded JSON answer.
@@ -1381,14 +1389,14 @@ class AsyncAgent:
 
 class _PageOptions(TypedDict, total=False):
     timeout: TimeoutArg
-    deadline: float | None
+    deadline: DeadlineArg
     extra_headers: Mapping[str, str] | None
     extra_query: Mapping[str, object] | None
 
 
 def _page_options(
     timeout: TimeoutArg,
-    deadline: float | None,
+    deadline: DeadlineArg,
     extra_headers: Mapping[str, str] | None,
     extra_query: Mapping[str, object] | None,
 ) -> _PageOptions:

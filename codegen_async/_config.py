@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._network import NetworkConfig
+from ._notgiven import NotGiven
 from ._validation import check_headers, check_id
 from .errors import ConfigurationError
 
@@ -148,7 +149,7 @@ def resolve_config(
     token: str | None,
     org_id: int | str | None,
     base_url: str | None,
-    timeout: float | Timeout | None,
+    timeout: float | Timeout | NotGiven | None,
     max_retries: int,
     rate_limit_backend: str | None,
     allow_insecure_http: bool,
@@ -209,7 +210,8 @@ def resolve_config(
         token=SecretStr(token.strip()),
         org_id=org_id,
         base_url=url,
-        timeout=DEFAULT_TIMEOUT if timeout is None else Timeout.coerce(timeout),
+        # Left out: the default; None: no limit (Timeout.coerce), as openai-python reads it.
+        timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else Timeout.coerce(timeout),
         max_retries=max_retries,
         rate_limit_backend=backend,
         deadline=deadline,

@@ -27,6 +27,7 @@ from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
 from ._logging import log
+from ._notgiven import NotGiven
 from ._options import CallOptions
 from ._ratelimit import REGISTRY, Limiter, QuotaWaitExceeded, RateLimits
 from ._retry import NO_ANSWER, NOT_SENT, backoff_delay, may_retry, parse_retry_after
@@ -367,9 +368,11 @@ class Transport:
         if options.headers:
             headers = merge_headers(headers, options.headers)
         timeout = self._default_timeout
-        if options.timeout is not None:
+        if not isinstance(options.timeout, NotGiven):
             timeout = _client_timeout(options.timeout)
-        deadline = self.config.deadline if options.deadline is None else options.deadline
+        deadline = options.deadline
+        if isinstance(deadline, NotGiven):
+            deadline = self.config.deadline
         return query, data, headers, timeout, deadline
 
     def _count_wait(self, waited: float) -> None:

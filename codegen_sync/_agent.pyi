@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from codegen_async import RateLimits, Timeout, TransportStats
+from codegen_async import NotGiven, RateLimits, Timeout, TransportStats
 from codegen_async.models import (
     AgentRun,
     AgentRunLog,
@@ -57,7 +57,7 @@ class Agent:
         base_url: API root. Default: ``CODEGEN_API_BASE_URL``, else
             ``https://api.codegen.com``.
         timeout: Seconds for one request (a number, or a :class:`Timeout` with ``total``
-            and ``connect``); default 60 s total, 10 s to connect.
+            and ``connect``); default 60 s total, 10 s to connect; ``None``: no limit.
         max_retries: Retries of a failed attempt (0 disables); default 2.
         rate_limits: Quotas to keep; default :meth:`RateLimits.documented`, its windows
             (and so the poll intervals) scaled by ``CODEGEN_RATE_LIMIT_SCALE`` if set.
@@ -96,7 +96,7 @@ class Agent:
         org_id: int | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | Timeout | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
         max_retries: int = 2,
         rate_limits: RateLimits | None = None,
         rate_limit_backend: str | None = None,
@@ -124,9 +124,9 @@ class Agent:
     def with_options(
         self,
         *,
-        timeout: float | Timeout | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
         max_retries: int | None = None,
-        deadline: float | None = None,
+        deadline: float | NotGiven | None = ...,
         default_headers: Mapping[str, str] | None = None,
     ) -> Agent:
         """A client with other defaults, sharing this one's connections.
@@ -136,13 +136,17 @@ class Agent:
         (``await agent.with_options(deadline=5).get_run(run_id)``). Closing either client
         closes what they share.
 
-        Args:
-            timeout: Seconds for one attempt (a number or a :class:`Timeout`).
-            max_retries: Retries of a failed attempt.
-            deadline: Seconds a whole call may take at most.
-            default_headers: Headers added to this client's (same name: the new value).
+        An argument left out keeps this client's value. For the two limits ``None`` is a
+        value: ``with_options(timeout=None, deadline=None)`` makes a client with no limit on
+        an attempt nor on a call, whatever this one has (as in openai-python).
 
-        ``None`` keeps this client's value.
+        Args:
+            timeout: Seconds for one attempt (a number or a :class:`Timeout`); ``None``:
+                no limit.
+            max_retries: Retries of a failed attempt (``None`` keeps this client's).
+            deadline: Seconds a whole call may take at most; ``None``: no deadline.
+            default_headers: Headers added to this client's (same name: the new value;
+                ``None`` adds none).
         """
 
     @property
@@ -177,8 +181,8 @@ class Agent:
     def get_current_user(
         self,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> User:
@@ -189,8 +193,8 @@ class Agent:
         user_id: int,
         org_id: int | None = None,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> User:
@@ -207,8 +211,8 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[User]:
@@ -219,8 +223,8 @@ class Agent:
         org_id: int | None = None,
         *,
         page_size: int = 100,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[User]:
@@ -239,8 +243,8 @@ class Agent:
         model: str | None = None,
         agent_type: AgentType | None = None,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -267,8 +271,8 @@ class Agent:
         agent_run_id: int,
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AgentRun:
@@ -282,8 +286,8 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[AgentRun]:
@@ -301,8 +305,8 @@ class Agent:
         source_type: SourceType | str | None = None,
         org_id: int | None = None,
         page_size: int = 100,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[AgentRun]:
@@ -318,8 +322,8 @@ class Agent:
         *,
         images: Sequence[str] | None = None,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -333,8 +337,8 @@ class Agent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -348,8 +352,8 @@ class Agent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -363,8 +367,8 @@ class Agent:
         before_card_order_id: str | None = None,
         after_card_order_id: str | None = None,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -379,8 +383,8 @@ class Agent:
         limit: int = 100,
         reverse: bool = False,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AgentRunWithLogs:
@@ -393,8 +397,8 @@ class Agent:
         reverse: bool = False,
         org_id: int | None = None,
         page_size: int = 100,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[AgentRunLog]:
@@ -408,8 +412,8 @@ class Agent:
         sandbox_id: int,
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> AnalyzeLogsResponse:
@@ -429,8 +433,8 @@ class Agent:
         trigger_source: str = "setup-commands",
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -445,8 +449,8 @@ class Agent:
         self,
         org_id: int | None = None,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -461,8 +465,8 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[Organization]:
@@ -472,8 +476,8 @@ class Agent:
         self,
         *,
         page_size: int = 100,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[Organization]:
@@ -488,8 +492,8 @@ class Agent:
         skip: int = 0,
         limit: int = 100,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Page[Repository]:
@@ -500,8 +504,8 @@ class Agent:
         org_id: int | None = None,
         *,
         page_size: int = 100,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Iterator[Repository]:
@@ -514,8 +518,8 @@ class Agent:
         self,
         org_id: int | None = None,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> OrganizationIntegrations:
@@ -526,8 +530,8 @@ class Agent:
         repo_id: int,
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> CheckSuiteSettings:
@@ -539,8 +543,8 @@ class Agent:
         settings: CheckSuiteSettingsUpdate,
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -554,8 +558,8 @@ class Agent:
         state: PullRequestState,
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -568,8 +572,8 @@ class Agent:
         state: PullRequestState,
         *,
         org_id: int | None = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
         extra_body: Mapping[str, object] | None = None,
@@ -580,8 +584,8 @@ class Agent:
         self,
         org_id: int | None = None,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> CliRules:
@@ -590,8 +594,8 @@ class Agent:
     def get_mcp_providers(
         self,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> list[OAuthProvider]:
@@ -601,8 +605,8 @@ class Agent:
         self,
         org_id: int | None = None,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Any:
@@ -613,8 +617,8 @@ class Agent:
         provider: str,
         org_id: int | None = None,
         *,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, object] | None = None,
     ) -> Any:
@@ -627,8 +631,8 @@ class Agent:
         *,
         params: Mapping[str, object] | None = None,
         json: Any = None,
-        timeout: float | Timeout | None = None,
-        deadline: float | None = None,
+        timeout: float | Timeout | NotGiven | None = ...,
+        deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send an operation the SDK does not know yet; return the decoded JSON answer.

@@ -6,6 +6,7 @@ recording_server.py), which both the asyncio and the blocking client can reach.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
@@ -15,18 +16,21 @@ import pytest
 from aiohttp import web
 
 from codegen_async import (
+    NOT_GIVEN,
     APITimeoutError,
     AsyncAgent,
     ConfigurationError,
     InternalServerError,
+    NotGiven,
     RateLimitError,
     RateLimits,
+    Timeout,
 )
 from codegen_async._endpoints import ENDPOINTS, Quota
 from codegen_sync import Agent
 
 from .conftest import ORG, TOKEN
-from .recording_server import RecordingServer, hang
+from .recording_server import RecordingServer, answer_user, hang
 
 CALL_OPTIONS = ("timeout", "deadline", "extra_headers", "extra_query")
 
@@ -354,3 +358,68 @@ def test_authorization_in_with_options_default_headers_is_a_configuration_error(
         agent.with_options(default_headers={"Authorization": "Bearer other"})
     with Agent(TOKEN, ORG) as blocking, pytest.raises(ConfigurationError, match="Authorization"):
         blocking.with_options(default_headers={"Authorization": "Bearer other"})
+
+
+# --- None removes a limit; an omitted argument keeps it (as openai-python) ----------------------
+async def _slow(request: web.Request) -> web.StreamResponse:
+    """Answers after 1.5 s: past a 0.5 s limit, well within no limit."""
+    await asyncio.sleep(1.5)
+    return await answer_user(request)
+
+
+def _limited(server: RecordingServer) -> AsyncAgent:
+    return AsyncAgent(
+        TOKEN, ORG, base_url=server.base_url, rate_limits=RateLimits.disabled(),
+        timeout=0.5, deadline=0.5, max_retries=0,
+    )  # fmt: skip
+
+
+async def test_with_options_none_removes_the_parents_deadline_and_timeout(
+    server: RecordingServer,
+) -> None:
+    server.handler = _slow
+    async with _limited(server) as parent:
+        with pytest.raises(APITimeoutError):
+            await parent.get_current_user()
+        kept = parent.with_options(max_retries=0)  # omitted: the parent's limits
+        assert kept._config.deadline == 0.5 and kept._config.timeout.total == 0.5
+        with pytest.raises(APITimeoutError):
+            await kept.get_current_user()
+        free = parent.with_options(deadline=None, timeout=None)
+        assert free._config.deadline is None
+        assert free._config.timeout == Timeout(total=None, connect=None)
+        assert (await free.get_current_user()).id == 1
+        # A grandchild keeps what its parent removed, unless told otherwise.
+        assert free.with_options(max_retries=1)._config.deadline is None
+        assert free.with_options(deadline=2)._config.deadline == 2
+
+
+async def test_a_call_given_none_has_no_limit_and_an_omitted_one_the_clients(
+    server: RecordingServer,
+) -> None:
+    server.handler = _slow
+    async with _limited(server) as agent:
+        with pytest.raises(APITimeoutError):
+            await agent.get_current_user(deadline=None)  # the timeout still bounds it
+        with pytest.raises(APITimeoutError):
+            await agent.get_current_user(timeout=None)  # the deadline still bounds it
+        assert (await agent.get_current_user(timeout=None, deadline=None)).id == 1
+        users = [u async for u in agent.iter_users(timeout=None, deadline=None)]
+        assert [u.id for u in users] == [1]
+
+
+def test_none_removes_a_limit_on_the_blocking_client_too(server: RecordingServer) -> None:
+    server.handler = _slow
+    with _sync(server, timeout=0.5, deadline=0.5, max_retries=0) as agent:
+        with pytest.raises(APITimeoutError):
+            agent.get_current_user()
+        assert agent.with_options(timeout=None, deadline=None).get_current_user().id == 1
+        assert agent.get_current_user(timeout=None, deadline=None).id == 1
+
+
+def test_the_constructor_reads_none_as_no_limit_and_omitted_as_the_default() -> None:
+    assert AsyncAgent(TOKEN, ORG)._config.timeout == Timeout()  # 60 s, 10 s to connect
+    assert AsyncAgent(TOKEN, ORG, timeout=None)._config.timeout == Timeout(None, None)
+    assert AsyncAgent(TOKEN, ORG, timeout=NOT_GIVEN)._config.timeout == Timeout()
+    assert AsyncAgent(TOKEN, ORG, deadline=None)._config.deadline is None
+    assert repr(NOT_GIVEN) == "NOT_GIVEN" and not NOT_GIVEN and isinstance(NOT_GIVEN, NotGiven)

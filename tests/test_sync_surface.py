@@ -299,7 +299,7 @@ def test_stub_imports_public_names_only() -> None:
             assert not any(part.startswith("_") for part in module.split(".")), module
     text = STUB_PATH.read_text(encoding="utf-8")
     assert "TimeoutArg" not in text  # a private alias of _client, written out instead
-    assert "timeout: float | Timeout | None = None" in text
+    assert "timeout: float | Timeout | NotGiven | None = ..." in text
 
 
 # --- annotations -----------------------------------------------------------------------------
