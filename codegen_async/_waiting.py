@@ -1,17 +1,27 @@
-"""Waiting with a time limit without losing a cancellation.
+"""Waiting without losing a cancellation.
 
 ``asyncio.wait_for`` on Python 3.10 and 3.11 loses a cancellation of the waiting task that
 arrives in the turn where the awaited thing completes (CPython gh-86296, fixed in 3.12): it
 returns the result and the cancelled task runs on as if nothing happened. A task cancelled
 by ``asyncio.timeout``, a ``TaskGroup`` or its owner must stop, so the SDK's own timed
 waits go through :func:`wait_event`, built on ``asyncio.wait``, which always delivers it.
+
+redis-py wraps every send (and its connection handshakes) in ``asyncio.wait_for`` when a
+socket timeout is set, so a task that awaits a redis-py call loses its cancellation the
+same way. The SDK's tasks that must stop when cancelled (the fleet's serving loop and lease
+heartbeat) await Redis through :func:`cancellable`: the call runs in a task of its own,
+awaited with ``asyncio.wait``, so the caller's cancellation always takes effect.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-__all__ = ["wait_event"]
+__all__ = ["cancellable", "wait_event"]
+
+T = TypeVar("T")
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -28,3 +38,36 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     finally:
         waiter.cancel()
     return event.is_set()
+
+
+async def cancellable(call: Awaitable[T], timeout: float | None = None) -> T:
+    """Await ``call`` (a redis-py call, say) so that a cancellation of the caller is never lost.
+
+    ``call`` runs in a task of its own, awaited with ``asyncio.wait``: a cancellation of the
+    calling task is always raised here, even when ``call`` itself would have lost it. The
+    call is then cancelled too, and not waited for (it may still finish its command; what
+    it returns or raises is dropped).
+
+    Raises:
+        TimeoutError: ``timeout`` seconds passed first (the call is cancelled the same way).
+    """
+    inner = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait((inner,), timeout=timeout)
+    except BaseException:
+        _abandon(inner)
+        raise
+    if not done:
+        _abandon(inner)
+        raise asyncio.TimeoutError(f"no answer within {timeout}s")
+    return inner.result()
+
+
+def _abandon(inner: asyncio.Future[Any]) -> None:
+    inner.cancel()
+    inner.add_done_callback(_drop_outcome)
+
+
+def _drop_outcome(inner: asyncio.Future[Any]) -> None:
+    if not inner.cancelled():
+        inner.exception()  # retrieved: no "exception was never retrieved" at exit

@@ -45,7 +45,9 @@ background task per process while it has waits:
   the fallback starts, so the next try rejoins.
 * **Lifecycle**: one task while there are waits; when the last ends, it stops at once and
   gives the lease back in the background (bounded by a lease), so neither a wait's timeout
-  nor ``aclose`` (at most a second) is held by a stalled Redis.
+  nor ``aclose`` (at most a second) is held by a stalled Redis. Its tasks await Redis
+  through ``_waiting.cancellable``: redis-py's ``asyncio.wait_for`` around each send loses
+  a cancellation on 3.10/3.11, and a serving task that ran on took the lease for good.
 
 Keys: ``codegen_async:fleet:{<fingerprint>}:...``, a one-way name of the token *and* the
 normalised base URL (clients of different servers never share a fleet: the leader reads
@@ -66,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from .._converter import structure, unstructure
-from .._waiting import wait_event
+from .._waiting import cancellable, wait_event
 from ..errors import ClientClosedError, CodegenError
 from ..models import AgentRun
 from ._engine import RunPoller
@@ -185,6 +187,14 @@ def _parse_member(member: bytes | str) -> tuple[int, int]:
 
 def _raw(run: AgentRun) -> str | None:
     return None if run.status is None else run.status.raw
+
+
+async def _execute(pipe: Any) -> list[Any]:
+    """Send a pipeline's commands and give its connection back (a task of its own runs
+    this: see :func:`~codegen_async._waiting.cancellable`; only it uses the connection)."""
+    async with pipe:
+        result: list[Any] = await pipe.execute()
+        return result
 
 
 def _entry_id(raw: bytes | str) -> tuple[int, int]:
@@ -651,7 +661,7 @@ class FleetWatcher:
         """Learn Redis's clock: every process scores and trims ``watch`` by it, so a host
         whose clock is off (minutes, even) neither drops others' runs nor loses its own."""
         sent = time.time()
-        seconds, micros = await redis.time()
+        seconds, micros = await cancellable(redis.time())
         self._clock_offset = seconds + micros / 1e6 - (sent + time.time()) / 2
 
     def _redis_ms(self) -> float:
@@ -668,7 +678,7 @@ class FleetWatcher:
         with contextlib.suppress(Exception):  # Redis is failing anyway: the fallback says so
             redis = self._backend.state().client
             for key, kind in expected.items():
-                raw: bytes | str = await redis.type(key)
+                raw: bytes | str = await cancellable(redis.type(key))
                 found = raw.decode() if isinstance(raw, bytes) else raw
                 if found not in (kind, "none"):
                     log.warning(
@@ -677,10 +687,10 @@ class FleetWatcher:
                         key,
                         found,
                     )
-                    await redis.delete(key)
+                    await cancellable(redis.delete(key))
 
     async def _stream_tail(self, redis: Any) -> str:
-        last = await redis.xrevrange(self._stream_key, count=1)
+        last = await cancellable(redis.xrevrange(self._stream_key, count=1))
         return str(last[0][0].decode()) if last else "0-0"
 
     async def _register(self, redis: Any, *, refresh_all: bool) -> None:
@@ -693,15 +703,15 @@ class FleetWatcher:
         members = {_member(*key): expires for key in keys}
         keep_ms = int(self._settings.ttl * 1000)  # both keys vanish once nobody waits
         lasts = [self._last_prefix + _member(*key) for key in keys]
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._watch_key, members)
-            pipe.pexpire(self._watch_key, keep_ms)
-            pipe.mget(lasts)
-            pipe.xadd(self._stream_key, {"w": "1"}, maxlen=STREAM_LENGTH, approximate=True)
-            pipe.pexpire(self._stream_key, keep_ms)
-            for last in lasts:  # kept while waited on: a run may not change for hours
-                pipe.pexpire(last, LAST_TTL_MS)
-            _, _, stored, mark, *_ = await pipe.execute()
+        pipe = redis.pipeline(transaction=False)
+        pipe.zadd(self._watch_key, members)
+        pipe.pexpire(self._watch_key, keep_ms)
+        pipe.mget(lasts)
+        pipe.xadd(self._stream_key, {"w": "1"}, maxlen=STREAM_LENGTH, approximate=True)
+        pipe.pexpire(self._stream_key, keep_ms)
+        for last in lasts:  # kept while waited on: a run may not change for hours
+            pipe.pexpire(last, LAST_TTL_MS)
+        _, _, stored, mark, *_ = await cancellable(_execute(pipe))
         since = _entry_id(mark)
         for key, raw in zip(keys, stored, strict=True):
             if key in self._since and self._since[key] is None:
@@ -717,7 +727,9 @@ class FleetWatcher:
             await self._lease_lost()
         if self._leading:
             if self._heartbeat is None or self._heartbeat.done():  # a Redis error ended it
-                renewed = await redis.eval(_RENEW_LUA, 1, self._lease_key, self._holder(), lease_ms)
+                renewed = await cancellable(
+                    redis.eval(_RENEW_LUA, 1, self._lease_key, self._holder(), lease_ms)
+                )
                 if renewed:
                     self._start_heartbeat(redis)
                 else:
@@ -725,8 +737,15 @@ class FleetWatcher:
                     await self._lease_lost()
         else:
             self._term += 1
-            taken = await redis.eval(
-                _ACQUIRE_LUA, 1, self._lease_key, self._holder(), lease_ms, int(MAX_LEASE * 1000)
+            taken = await cancellable(
+                redis.eval(
+                    _ACQUIRE_LUA,
+                    1,
+                    self._lease_key,
+                    self._holder(),
+                    lease_ms,
+                    int(MAX_LEASE * 1000),
+                )
             )
             if taken == 2:
                 log.warning(
@@ -775,8 +794,8 @@ class FleetWatcher:
             # leading again it would otherwise renew a lease of a past term for good.
             while self._leading and self._heartbeat is me:
                 await asyncio.sleep(lease / 3)
-                renewed = await redis.eval(
-                    _RENEW_LUA, 1, self._lease_key, holder, int(lease * 1000)
+                renewed = await cancellable(
+                    redis.eval(_RENEW_LUA, 1, self._lease_key, holder, int(lease * 1000))
                 )
                 if not renewed and self._heartbeat is me:
                     self._leading, self._lost = False, True  # stop publishing at once
@@ -793,16 +812,16 @@ class FleetWatcher:
         now_ms = self._redis_ms()
         if full:
             self._full_follow_at = time.monotonic() + self._settings.ttl / 3
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
-                pipe.zrangebyscore(self._watch_key, now_ms, "+inf")
-                _, members = await pipe.execute()
+            pipe = redis.pipeline(transaction=False)
+            pipe.zremrangebyscore(self._watch_key, "-inf", now_ms)
+            pipe.zrangebyscore(self._watch_key, now_ms, "+inf")
+            _, members = await cancellable(_execute(pipe))
         else:
             # Registered after the last read: scored (by Redis's clock, each process's own
             # estimate of it, hence the slack) at least a ttl after it. A process with a
             # shorter ttl (other quotas) is caught by the next full read.
             since = self._followed_ms + self._settings.ttl * 1000 - FOLLOW_SLACK_MS
-            members = await redis.zrangebyscore(self._watch_key, f"({since}", "+inf")
+            members = await cancellable(redis.zrangebyscore(self._watch_key, f"({since}", "+inf"))
         self._followed_ms = now_ms
         wanted: set[tuple[int, int]] = set()
         junk = []
@@ -813,7 +832,7 @@ class FleetWatcher:
             else:
                 wanted.add(key)
         if junk:  # else it is read (and skipped) again on every turn, for good
-            await redis.zrem(self._watch_key, *junk)
+            await cancellable(redis.zrem(self._watch_key, *junk))
         for key in wanted:
             self._relay(key)
         if not full:
@@ -829,17 +848,17 @@ class FleetWatcher:
             outbox, self._outbox = self._outbox, []
         if not outbox:
             return
-        async with redis.pipeline(transaction=False) as pipe:
-            for key, payload, final in outbox:
-                member = _member(*key)
-                pipe.set(self._last_prefix + member, payload, px=LAST_TTL_MS)
-                if final:  # nobody needs it polled again; a late wait reads last:
-                    pipe.zrem(self._watch_key, member)
-                # Only which run changed: the status itself is in last: (read by the
-                # processes that wait on the run), not kept once more per change.
-                pipe.xadd(self._stream_key, {"k": member}, maxlen=STREAM_LENGTH, approximate=True)
-            pipe.pexpire(self._stream_key, int(self._settings.ttl * 1000))
-            await pipe.execute()
+        pipe = redis.pipeline(transaction=False)
+        for key, payload, final in outbox:
+            member = _member(*key)
+            pipe.set(self._last_prefix + member, payload, px=LAST_TTL_MS)
+            if final:  # nobody needs it polled again; a late wait reads last:
+                pipe.zrem(self._watch_key, member)
+            # Only which run changed: the status itself is in last: (read by the
+            # processes that wait on the run), not kept once more per change.
+            pipe.xadd(self._stream_key, {"k": member}, maxlen=STREAM_LENGTH, approximate=True)
+        pipe.pexpire(self._stream_key, int(self._settings.ttl * 1000))
+        await cancellable(_execute(pipe))
 
     async def _read_updates(self, redis: Any) -> None:
         block_ms = min(max(int(self._settings.lease * 250), 1), BLOCK_MS)
@@ -848,7 +867,9 @@ class FleetWatcher:
         wake = self._wake
         assert wake is not None
         wake.clear()
-        reply = await redis.xread({self._stream_key: self._stream_id}, count=1000, block=block_ms)
+        reply = await cancellable(
+            redis.xread({self._stream_key: self._stream_id}, count=1000, block=block_ms)
+        )
         watched = False  # a process registered runs: the leader follows the set at once
         changed: dict[tuple[int, int], None] = {}  # runs of ours with a newer last:
         for _stream, entries in reply or ():
@@ -865,7 +886,8 @@ class FleetWatcher:
                 watched = watched or b"w" in fields
         if changed:
             # Written before the entry was appended: last: holds this update or a newer one.
-            stored = await redis.mget([self._last_prefix + _member(*key) for key in changed])
+            lasts = [self._last_prefix + _member(*key) for key in changed]
+            stored = await cancellable(redis.mget(lasts))
             for key, raw in zip(changed, stored, strict=True):
                 self._received(key, self._decode(raw, key[1]))
         if watched and self._leading:
@@ -894,4 +916,4 @@ class FleetWatcher:
         redis = self._backend.state().client
         if outbox:  # what it saw last still reaches the others
             await self._publish(redis, outbox)
-        await redis.eval(_DROP_LUA, 1, self._lease_key, self._holder(term))
+        await cancellable(redis.eval(_DROP_LUA, 1, self._lease_key, self._holder(term)))
