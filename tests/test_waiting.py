@@ -8,10 +8,11 @@ as if it had not been cancelled. The SDK's retry pause and the fleet's local wai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from codegen_async._waiting import wait_event
+from codegen_async._waiting import cancellable, wait_event
 
 
 async def test_a_set_event_ends_the_wait_and_says_so() -> None:
@@ -59,3 +60,56 @@ async def test_a_cancellation_while_waiting_ends_the_inner_wait() -> None:
         await task
     await asyncio.sleep(0)
     assert inner[0].cancelled()
+
+
+async def test_cancellable_returns_what_the_call_returns_or_raises() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise ConnectionError("down")
+
+    assert await cancellable(answer()) == 42
+    with pytest.raises(ConnectionError):
+        await cancellable(fail())
+
+
+async def test_cancellable_gives_up_at_its_time_limit_and_cancels_the_call() -> None:
+    started = asyncio.Event()
+
+    async def stalled() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    call = asyncio.ensure_future(stalled())
+    with pytest.raises(asyncio.TimeoutError):
+        await cancellable(call, 0.01)
+    await asyncio.sleep(0)
+    assert call.cancelled()
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_cancellable_delivers_a_cancellation_the_call_would_lose(turns: int) -> None:
+    """The call swallows its own cancellation (as redis-py's ``wait_for`` does on 3.10/3.11)
+    and returns; the caller, cancelled ``turns`` loop turns after the start, still ends
+    cancelled whenever ``cancel()`` says it took."""
+
+    async def losing() -> str:
+        for _ in range(3):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+        return "done"
+
+    async def caller() -> str:
+        return await cancellable(losing())
+
+    task = asyncio.ensure_future(caller())
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    if task.cancel():
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        assert await task == "done"
