@@ -27,7 +27,7 @@ from ._config import (
     resolve_config,
 )
 from ._converter import unstructure
-from ._endpoints import ENDPOINTS, Endpoint
+from ._endpoints import ENDPOINTS, Endpoint, Quota
 from ._generic import generic_endpoint, generic_limits
 from ._logging import configure_from_env
 from ._network import resolve_network
@@ -1089,6 +1089,8 @@ class AsyncAgent:
         *,
         params: Mapping[str, object] | None = None,
         json: Any = None,
+        route: str | None = None,
+        quota: Quota | NotGiven | None = NOT_GIVEN,
         timeout: TimeoutArg = NOT_GIVEN,
         deadline: DeadlineArg = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -1096,26 +1098,34 @@ class AsyncAgent:
         """Send an operation the SDK does not know yet; return the decoded JSON answer.
 
         Same auth, retries (on server errors only for GET, PUT and DELETE), typed errors,
-        deadline and logging as the SDK's own methods; rate-limited with the default quota
-        (60 requests per 30 s, as this client keeps it), keyed by ``method`` and ``path`` as
-        given. ``await agent.request("GET", f"/v1/organizations/{org}/new-thing")``.
+        deadline and logging as the SDK's own methods.
+        ``await agent.request("GET", f"/v1/organizations/{org}/new-thing")``.
+
+        Rate limiting follows the server's count, per route template: a path of an
+        operation the SDK knows shares that operation's quota; any other keeps
+        ``quota`` on ``route`` (default: the standard 60 requests per 30 s, as this
+        client keeps it: ``rate_limits.default``, scaled, or off).
 
         Args:
             method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
             path: The path under the base URL, starting with ``/`` (no query string).
             params: Query parameters (a list value repeats the parameter).
             json: The JSON body, if any.
+            route: The path's template (``"/v1/things/{thing_id}"``), so that calls on
+                several ids share one quota; default: the path as given.
+            quota: The route's quota (a :class:`Quota`); ``None``: no client-side limit.
 
         Raises:
-            ValueError: a method or path that cannot be sent.
+            ValueError: a method, path or route that cannot be sent (or do not match).
             APIStatusError: the server answered 4xx/5xx (a subclass per status).
         """
-        endpoint = generic_endpoint(method, path)
+        endpoint = generic_endpoint(method, path, route)
         query = None if params is None else check_extra_query("params", params)
         options = call_options(timeout, deadline, extra_headers)
-        transport = self._transport.derive(
-            self._config, generic_limits(self._transport.rate_limits, endpoint)
-        )
+        limits = generic_limits(self._transport.rate_limits, endpoint, quota)
+        transport = self._transport
+        if limits is not transport.rate_limits:
+            transport = transport.derive(self._config, limits)
         return await transport.request(endpoint, path, query or None, json, options)
 
     # --- polling: waiting on runs (one poller per client; see _polling/) ---------------

@@ -32,7 +32,7 @@ from .models import (
     User,
 )
 
-__all__ = ["ENDPOINTS", "Endpoint", "Param", "Quota", "RequestBody"]
+__all__ = ["ENDPOINTS", "STANDARD", "Endpoint", "Param", "Quota", "RequestBody"]
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from codegen_async import NotGiven, RateLimits, Timeout, TransportStats
+from codegen_async import NotGiven, Quota, RateLimits, Timeout, TransportStats
 from codegen_async.models import (
     AgentRun,
     AgentRunLog,
@@ -631,6 +631,8 @@ class Agent:
         *,
         params: Mapping[str, object] | None = None,
         json: Any = None,
+        route: str | None = None,
+        quota: Quota | NotGiven | None = ...,
         timeout: float | Timeout | NotGiven | None = ...,
         deadline: float | NotGiven | None = ...,
         extra_headers: Mapping[str, str] | None = None,
@@ -638,18 +640,25 @@ class Agent:
         """Send an operation the SDK does not know yet; return the decoded JSON answer.
 
         Same auth, retries (on server errors only for GET, PUT and DELETE), typed errors,
-        deadline and logging as the SDK's own methods; rate-limited with the default quota
-        (60 requests per 30 s, as this client keeps it), keyed by ``method`` and ``path`` as
-        given. ``await agent.request("GET", f"/v1/organizations/{org}/new-thing")``.
+        deadline and logging as the SDK's own methods.
+        ``await agent.request("GET", f"/v1/organizations/{org}/new-thing")``.
+
+        Rate limiting follows the server's count, per route template: a path of an
+        operation the SDK knows shares that operation's quota; any other keeps
+        ``quota`` on ``route`` (default: the standard 60 requests per 30 s, as this
+        client keeps it: ``rate_limits.default``, scaled, or off).
 
         Args:
             method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
             path: The path under the base URL, starting with ``/`` (no query string).
             params: Query parameters (a list value repeats the parameter).
             json: The JSON body, if any.
+            route: The path's template (``"/v1/things/{thing_id}"``), so that calls on
+                several ids share one quota; default: the path as given.
+            quota: The route's quota (a :class:`Quota`); ``None``: no client-side limit.
 
         Raises:
-            ValueError: a method or path that cannot be sent.
+            ValueError: a method, path or route that cannot be sent (or do not match).
             APIStatusError: the server answered 4xx/5xx (a subclass per status).
         """
 

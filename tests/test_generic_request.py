@@ -1,11 +1,13 @@
 """``agent.request(method, path, ...)``: an operation the SDK does not know, on both clients.
 
 Same auth, typed errors, retries (idempotent methods only on server errors) and rate
-limiting (the default quota, keyed by the path as given) as the SDK's own methods.
+limiting as the SDK's own methods: keyed by route (a known operation's, ``route=``, else the
+path as given), with the standard quota unless ``quota=`` says otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -85,20 +87,70 @@ async def test_only_idempotent_methods_are_retried_on_server_errors(
 
 
 @KINDS
-async def test_request_keeps_the_default_quota_keyed_by_path(
+async def test_request_keeps_the_standard_quota_keyed_by_path(
     kind: str, emu: EmulatorThread
 ) -> None:
-    limits = RateLimits.documented().replace(get_current_user=Quota(2, 0.3))
+    limits = RateLimits.documented().replace(default=Quota(2, 0.3))
     async with requester(kind, emu, rate_limits=limits) as (request, stats):
         for _ in range(3):
-            await request("GET", f"/v1/organizations/{emu.org_id}/repos")
+            with pytest.raises(NotFoundError):
+                await request("GET", f"/v1/organizations/{emu.org_id}/new-thing")
         assert stats.rate_limit_waits == 1  # the third waited for the quota
-        await request("GET", f"/v1/organizations/{emu.org_id}/integrations")
+        with pytest.raises(NotFoundError):
+            await request("GET", f"/v1/organizations/{emu.org_id}/other-thing")
         assert stats.rate_limit_waits == 1  # another path: its own quota
     async with requester(kind, emu, rate_limits=RateLimits.disabled()) as (request, stats):
         for _ in range(3):
             await request("GET", f"/v1/organizations/{emu.org_id}/repos")
         assert stats.rate_limit_waits == 0
+
+
+async def test_request_does_not_borrow_get_current_users_quota(emu: EmulatorThread) -> None:
+    """It used to take whatever quota get_current_user had been given (1 a minute here)."""
+    limits = RateLimits.documented(scale=0.01).replace(get_current_user=Quota(1, 60))
+    async with AsyncAgent(**emu.client_kwargs(rate_limits=limits)) as agent:
+        for _ in range(3):  # the standard 60 per 30 s (scaled): no wait, so no RateLimitError
+            with pytest.raises(NotFoundError):
+                await agent.request("GET", "/v1/new-thing", deadline=5)
+        assert agent.stats.rate_limit_waits == 0
+        assert agent.rate_limits.default == Quota(60, 0.3)
+    assert RateLimits.documented().default == Quota(60, 30.0)
+    assert RateLimits({}).default is None  # built by hand: what it names, nothing else
+
+
+@KINDS
+async def test_request_on_a_known_route_shares_that_operations_quota(
+    kind: str, emu: EmulatorThread
+) -> None:
+    """The server counts per route template, so the SDK's method and request() count together."""
+    limits = RateLimits.documented().replace(get_user=Quota(2, 0.3))
+    async with requester(kind, emu, rate_limits=limits) as (request, stats):
+        users = f"/v1/organizations/{emu.org_id}/users"
+        for user_id in (emu.user_id, emu.user_id + 1, emu.user_id + 2):  # one route, 3 paths
+            with contextlib.suppress(NotFoundError):  # the emulator's ids need not be these
+                await request("GET", f"{users}/{user_id}")
+        assert stats.rate_limit_waits == 1
+
+
+@KINDS
+async def test_request_names_its_route_and_quota(kind: str, emu: EmulatorThread) -> None:
+    route = "/v1/organizations/{org_id}/things/{thing_id}"
+    async with requester(kind, emu) as (request, stats):
+        for thing in (1, 2, 3):
+            with pytest.raises(NotFoundError):
+                await request(
+                    "GET", f"/v1/organizations/{emu.org_id}/things/{thing}",
+                    route=route, quota=Quota(2, 0.3),
+                )  # fmt: skip
+        assert stats.rate_limit_waits == 1  # three paths, one route
+        for thing in (1, 2, 3):
+            with pytest.raises(NotFoundError):
+                await request("GET", f"/v1/things/{thing}", route="/v1/things/{id}", quota=None)
+        assert stats.rate_limit_waits == 1  # quota=None: no client-side limit
+        with pytest.raises(ValueError, match="route"):
+            await request("GET", "/v1/organizations/1/stuff/2", route=route)
+        with pytest.raises(ValueError, match="route"):
+            await request("GET", "/v1/things/1", route="v1/things/{id}")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from .._endpoints import ENDPOINTS, Endpoint, Quota
+from .._endpoints import ENDPOINTS, STANDARD, Endpoint, Quota
 
 __all__ = ["DEFAULT_MARGIN", "DEFAULT_MAX_HOLD", "MODES", "Mode", "RateLimits", "check_quota"]
 
@@ -61,6 +61,9 @@ class RateLimits:
             waited out and retried).
         max_hold: Seconds after which a slot whose request never reported back is
             reclaimed anyway (a crashed process, in Redis mode).
+        default: The quota of a route the SDK does not know (``agent.request(...)``
+            without ``quota=``); ``None``: no client-side limit. ``documented()`` sets the
+            standard one the documentation gives ordinary endpoints (60 per 30 s, scaled).
     """
 
     quotas: Mapping[str, Quota | None] = attrs.field(factory=dict)
@@ -68,6 +71,11 @@ class RateLimits:
     margin: float = attrs.field(default=DEFAULT_MARGIN, validator=_check_non_negative)
     enabled: bool = True
     max_hold: float = attrs.field(default=DEFAULT_MAX_HOLD, validator=_check_non_negative)
+    default: Quota | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.default is not None:
+            check_quota(self.default, what="default: a quota")
 
     @classmethod
     def documented(
@@ -92,6 +100,7 @@ class RateLimits:
             mode=mode,
             margin=DEFAULT_MARGIN * min(scale, 1.0) if margin is None else margin,
             max_hold=DEFAULT_MAX_HOLD * max(scale, 1.0),
+            default=STANDARD.scaled(scale),
         )
 
     @classmethod
@@ -102,16 +111,21 @@ class RateLimits:
     def replace(self, **quotas: Quota | None) -> RateLimits:
         """A copy with some operations' quotas replaced (``None`` leaves one unlimited).
 
+        ``default=`` replaces the quota of routes the SDK does not know (``request()``).
+
         Raises:
             ValueError: a name is not an operation of the API.
         """
+        changes: dict[str, Any] = {}
+        if "default" in quotas:  # no operation has that name
+            changes["default"] = quotas.pop("default")
         unknown = set(quotas) - set(ENDPOINTS)
         if unknown:
             raise ValueError(f"unknown operations: {', '.join(sorted(unknown))}")
         for name, quota in quotas.items():
             if quota is not None:
                 check_quota(quota, what=f"{name}: a quota")
-        return attrs.evolve(self, quotas={**self.quotas, **quotas})
+        return attrs.evolve(self, quotas={**self.quotas, **quotas}, **changes)
 
     def for_endpoint(self, endpoint: Endpoint) -> Quota | None:
         """The quota to keep for one operation, or ``None`` for no limit."""
