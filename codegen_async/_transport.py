@@ -455,7 +455,8 @@ class Transport:
         """A slot of the route's quota; closing the client ends the wait at once.
 
         The waiting task is cancelled by :meth:`aclose` (it leaves the line, taking
-        nothing) and reports :class:`ClientClosedError`.
+        nothing) and reports :class:`ClientClosedError`; cancelled by its owner in the
+        same turn, it ends cancelled (Python 3.11+).
         """
         shared = self._shared
         task = asyncio.current_task()
@@ -470,8 +471,11 @@ class Transport:
                 raise
             shared.closed_under.discard(task)
             uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-            if uncancel is not None:
-                uncancel()
+            if uncancel is not None and uncancel() > 0:
+                # Its owner cancelled it too (task.cancel(), asyncio.timeout, a TaskGroup),
+                # in the same turn: that cancellation was accepted, so it is what ends the
+                # call. (3.10 cannot tell the two apart: ClientClosedError then.)
+                raise
             raise ClientClosedError(
                 f"{endpoint.method} {url}: the client was closed while this call waited for quota"
             ) from None

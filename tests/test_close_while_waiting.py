@@ -4,6 +4,7 @@ another client's waiter on the same (shared) limiter keeps its place."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 
@@ -102,3 +103,33 @@ def test_closing_either_sync_client_of_with_options_closes_both(used: str, close
             other.get_current_user()
         parent.close()
         child.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 cannot tell two cancellations apart")
+@pytest.mark.parametrize("turns", [None, 0, 1, 2, 3, 4])
+async def test_a_quota_waiter_cancelled_as_its_client_closes_ends_cancelled(
+    turns: int | None,
+) -> None:
+    # Closing the client cancels its quota waiters and turns that into ClientClosedError;
+    # a cancellation by the task's owner in the same turn (asyncio.timeout, a TaskGroup,
+    # task.cancel()) was turned into ClientClosedError with it: the owner's cancel, which
+    # task.cancel() had accepted, was lost.
+    async with Emulator(rate_limit="off") as emu:
+        agent = AsyncAgent(**emu.client_kwargs(rate_limits=LIMITS))
+        try:
+            await agent.run("first", repo_id=456)
+            waits = asyncio.ensure_future(agent.run("waits", repo_id=456))
+            await asyncio.sleep(0.2)
+            closing = None
+            if turns is not None:  # the client closes first, the owner cancels turns later
+                closing = asyncio.ensure_future(agent.aclose())
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+            accepted = waits.cancel()
+            if closing is None:
+                closing = asyncio.ensure_future(agent.aclose())
+            with pytest.raises(asyncio.CancelledError if accepted else ClientClosedError):
+                await asyncio.wait_for(waits, 20)
+            await closing
+        finally:
+            await agent.aclose()
