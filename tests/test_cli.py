@@ -575,6 +575,29 @@ def test_emulator_subcommand_help_is_the_emulators() -> None:
     assert bad.returncode == ExitCode.USAGE
 
 
+def test_demo_honours_the_global_rate_limit_scale() -> None:
+    """It used to keep the emulator's scale whatever --rate-limit-scale said (and said nothing).
+
+    A client 500 times looser than the server fans out six calls against a quota of five:
+    the server answers 429, the client waits it out and retries, and the workflow succeeds.
+    """
+    as_json, shown = run_all(
+        ("--json", "--rate-limit-scale", "0.0001", "demo", "--time-scale", "0.05"),
+        ("demo", "--time-scale", "0.05", "--rate-limit-scale", "0.0001"),
+        env=base_env(CODEGEN_RATE_LIMIT_SCALE="7"),  # not read: the option wins, else the demo's
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["success"] is True
+    assert report["emulator"]["time_scale"] == 0.05
+    assert report["client"]["rate_limit_scale"] == 0.0001
+    assert report["client"]["rate_limited"] >= 1 and report["client"]["retries"] >= 1
+    assert report["emulator_stats"]["rate_limited"] == report["client"]["rate_limited"]
+    assert shown.returncode == 0, shown.stderr
+    assert "quota windows × 0.0001" in shown.stdout
+    assert "client quota scale 0.0001" in shown.stdout
+
+
 def test_demo_runs_the_whole_workflow() -> None:
     # No credentials at all; both renderings at once.
     as_json, shown = run_all(
@@ -601,6 +624,7 @@ def test_demo_runs_the_whole_workflow() -> None:
     client = report["client"]
     assert client["rate_limit_wait_seconds"] >= report["fanout"]["rate_limit_wait_seconds"]
     assert client["rate_limited"] == 0
+    assert client["rate_limit_scale"] == 0.01  # the emulator's own, when not told otherwise
     assert report["emulator_stats"]["rate_limited"] == 0
     assert report["emulator_stats"]["runs_created"] == 10
 

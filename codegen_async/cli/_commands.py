@@ -584,7 +584,12 @@ async def cmd_orgs(ctx: Context) -> int:
 async def cmd_demo(ctx: Context) -> int:
     from ._demo import run_demo
 
-    return await run_demo(ctx.output, time_scale=ctx.args.time_scale, seed=ctx.args.seed)
+    return await run_demo(
+        ctx.output,
+        time_scale=ctx.args.time_scale,
+        seed=ctx.args.seed,
+        rate_limit_scale=ctx.args.rate_limit_scale,  # the global option; None: time_scale
+    )
 
 
 def serve_emulator(argv: Sequence[str]) -> int:

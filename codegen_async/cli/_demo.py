@@ -2,7 +2,10 @@
 
 The demo starts the emulator in this process (no credentials, no network), with every
 duration it keeps (run lengths, rate-limit windows) multiplied by ``time_scale``, and drives
-it with an ``AsyncAgent`` that keeps the documented quotas scaled the same way. It then runs
+it with an ``AsyncAgent`` that keeps the documented quotas scaled the same way, or by the
+global ``--rate-limit-scale`` when given (a client that keeps looser quotas than the server
+then meets its 429s, waits them out and retries; a stricter one holds calls back longer;
+``CODEGEN_RATE_LIMIT_SCALE`` is not read: the demo knows its emulator's scale). It then runs
 the workflow of "Complete Workflow Example" in ``advanced-api-endpoints.md``:
 
 1. the current user;
@@ -65,6 +68,7 @@ class DemoReport:
     base_url: str
     org_id: int
     time_scale: float
+    rate_limit_scale: float
     user: User | None = None
     repository: Repository | None = None
     sandbox_id: int | None = None
@@ -93,7 +97,7 @@ class DemoReport:
                 "seconds": round(self.fanout_seconds, 3),
                 "rate_limit_wait_seconds": round(self.fanout_held_seconds, 3),
             },
-            "client": self.client_stats,
+            "client": {"rate_limit_scale": self.rate_limit_scale, **self.client_stats},
             "emulator_stats": self.emulator_stats,
             "seconds": round(self.seconds, 3),
         }
@@ -374,7 +378,13 @@ def _summary(report: DemoReport) -> RenderableType:
             "Outcome": plain("workflow succeeded", "green")
             if report.success
             else plain("failed", "red"),
-            "Took": f"{report.seconds:.1f}s (time scale {report.time_scale:g})",
+            "Took": f"{report.seconds:.1f}s (time scale {report.time_scale:g}"
+            + (
+                ""
+                if report.rate_limit_scale == report.time_scale
+                else f", client quota scale {report.rate_limit_scale:g}"
+            )
+            + ")",
         },
     )
     return Group(
@@ -390,8 +400,19 @@ def _total(value: Any) -> Any:
     return value if value is not None else "?"
 
 
-async def run_demo(output: Output, *, time_scale: float = 0.05, seed: int = 0) -> int:
-    """Run the demo; return 0 when the workflow ends with a completed fix run."""
+async def run_demo(
+    output: Output,
+    *,
+    time_scale: float = 0.05,
+    seed: int = 0,
+    rate_limit_scale: float | None = None,
+) -> int:
+    """Run the demo; return 0 when the workflow ends with a completed fix run.
+
+    ``rate_limit_scale`` scales the client's quota windows and poll pace (default:
+    ``time_scale``, the emulator's own).
+    """
+    client_scale = time_scale if rate_limit_scale is None else rate_limit_scale
     from ..emulator import Emulator
 
     began = time.monotonic()
@@ -402,7 +423,12 @@ async def run_demo(output: Output, *, time_scale: float = 0.05, seed: int = 0) -
         run_duration=(5.0, 30.0),
         failure_rate=0.0,
     ) as emu:
-        report = DemoReport(base_url=emu.base_url, org_id=emu.org_id, time_scale=time_scale)
+        report = DemoReport(
+            base_url=emu.base_url,
+            org_id=emu.org_id,
+            time_scale=time_scale,
+            rate_limit_scale=client_scale,
+        )
         if not output.json_mode:
             from rich.panel import Panel
 
@@ -411,12 +437,17 @@ async def run_demo(output: Output, *, time_scale: float = 0.05, seed: int = 0) -
                     "The documentation's complete sandbox workflow, run by codegen-async "
                     "against an embedded emulator of the Codegen API (no credentials, no "
                     f"network).\nEmulator {emu.base_url} · organization {emu.org_id} · "
-                    f"every duration × {time_scale:g}",
+                    f"every duration × {time_scale:g}"
+                    + (
+                        ""
+                        if client_scale == time_scale
+                        else f" · the client's quota windows × {client_scale:g}"
+                    ),
                     title="codegen-api demo",
                     title_align="left",
                 )
             )
-        limits = RateLimits.documented(scale=time_scale)
+        limits = RateLimits.documented(scale=client_scale)
         async with AsyncAgent(
             emu.token, emu.org_id, base_url=emu.base_url, rate_limits=limits
         ) as agent:
