@@ -278,8 +278,10 @@ class AsyncAgent:
     async def aclose(self) -> None:
         """Close the HTTP session and its connections. Safe to call more than once.
 
-        With a Redis backend that stalls, it returns within about the Redis socket timeout
-        (5 s): the fleet's lease it could not give back lapses by itself.
+        With a Redis backend that stalls, it returns within about a second, not the Redis
+        socket timeout (5 s): Redis calls still in flight get half a second, then are
+        cancelled and their connections closed; a quota slot or fleet lease it could not
+        give back lapses by itself.
         """
         if self._run_watcher is not None and self._run_watcher is not self._run_poller:
             await self._run_watcher.aclose()

@@ -28,7 +28,12 @@ import redis.asyncio
 
 from codegen_async import ENDPOINTS, Quota, RateLimits
 from codegen_async._endpoints import Endpoint
-from codegen_async._ratelimit import LimiterRegistry, QuotaWaitExceeded, credential_fingerprint
+from codegen_async._ratelimit import (
+    REGISTRY,
+    LimiterRegistry,
+    QuotaWaitExceeded,
+    credential_fingerprint,
+)
 from codegen_async._ratelimit.redis import KEY_PREFIX, RedisBackend, RedisLimiter, redact_url
 from codegen_async.errors import ConfigurationError
 
@@ -804,5 +809,50 @@ async def test_a_call_held_by_a_stalled_redis_says_so_not_quota_used_up(
         assert "redis://" not in message  # the backend's URL may carry a password
     finally:
         await agent.aclose()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("fleet_polling", [False, True])
+@pytest.mark.parametrize("in_flight", [False, True])
+async def test_aclose_is_not_held_by_a_stalled_redis(
+    tmp_path: Path, me_server: str, fleet_polling: bool, in_flight: bool
+) -> None:
+    """Redis stalls (SIGSTOP): closing the client used to wait out the 5 s socket timeout
+    (a release script, or the connection's goodbye, stuck in a socket nobody reads). It
+    is an optional backend: aclose() now returns within about a second, leaving no task
+    nor connection behind (ResourceWarning is an error here), and a slot it could not give
+    back comes back by itself (max_hold)."""
+    import signal
+
+    from codegen_async import AsyncAgent, ClientClosedError
+
+    proc, port = _start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    agent = AsyncAgent(
+        TOKEN, 1, base_url=me_server, rate_limit_backend=url, fleet_polling=fleet_polling
+    )
+    call: asyncio.Future[object] | None = None
+    try:
+        await agent.get_current_user()  # warm: the Redis connection is open
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            if in_flight:  # a call waiting on the stalled Redis for its slot
+                call = asyncio.ensure_future(agent.get_current_user())
+                await asyncio.sleep(0.3)
+            started = time.monotonic()
+            await agent.aclose()
+            closing = time.monotonic() - started
+            if call is not None:
+                with pytest.raises(ClientClosedError):
+                    await asyncio.wait_for(call, 10)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert closing < 2.0, f"aclose took {closing:.2f}s"  # was the 5 s socket timeout
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not [t for t in left if "redis" in repr(t).lower()], left
+    finally:
+        await agent.aclose()
+        await REGISTRY.aclose()
         proc.terminate()
         proc.wait(timeout=10)

@@ -81,6 +81,10 @@ log = logging.getLogger("codegen_async.ratelimit")
 KEY_PREFIX: Final = "codegen_async:rl:"
 FALLBACK_SECONDS: Final = 5.0
 SOCKET_TIMEOUT: Final = 5.0
+CLOSE_WAIT: Final = 0.5
+"""Longest a closing client waits for its Redis calls in flight (a slot's release, a quota
+ask) before cancelling them: Redis is an optional backend, and a stalled one would hold
+``aclose()`` for the whole socket timeout. A slot not given back returns by ``max_hold``."""
 HORIZON: Final = 86_400.0
 """Seconds ahead beyond which a route's pause, tick or slot in Redis cannot be one this SDK
 wrote (its pauses end within five minutes or a window, its slots within ``hold``; another
@@ -372,14 +376,33 @@ class RedisBackend:
 
     @staticmethod
     async def _close(state: _LoopClient) -> None:
+        """Close the loop's client: its calls in flight get :data:`CLOSE_WAIT` to end, then
+        are cancelled; closing the connections ends any whose cancellation redis-py lost
+        (CPython gh-86296), and they are awaited (bounded again) so none is left pending."""
         state.closed = True
-        # Wait only for calls not yet done: a finished task leaves ``tasks`` in a done
-        # callback that needs one more turn of the loop, and since Python 3.12 awaiting
-        # ``gather`` of finished tasks does not yield to the loop, so looping on
-        # ``while state.tasks`` would spin forever without that callback ever running.
-        while pending := [task for task in state.tasks if not task.done()]:
-            await asyncio.gather(*pending, return_exceptions=True)
-        await state.client.aclose()
+        # Only calls not yet done: a finished task leaves ``tasks`` in a done callback that
+        # needs one more turn of the loop (``spawn`` adds none once ``closed`` is set).
+        pending = {task for task in state.tasks if not task.done()}
+        if pending:
+            done, pending = await asyncio.wait(pending, timeout=CLOSE_WAIT)
+            _retrieve(done)
+            for task in pending:
+                task.cancel()
+        try:
+            await state.client.aclose()
+        finally:
+            if pending:
+                done, stuck = await asyncio.wait(pending, timeout=CLOSE_WAIT)
+                _retrieve(done)
+                if stuck:  # never seen: the socket they read is closed
+                    log.debug("%d Redis call(s) still running after close", len(stuck))
+
+
+def _retrieve(tasks: set[asyncio.Task[Any]]) -> None:
+    """Mark the outcome of ended background calls as seen (no "never retrieved" noise)."""
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 class RedisLimiter:
