@@ -114,15 +114,34 @@ class _Shared:
         self.stats = TransportStats()
         self.waits = _WaitClock(self.stats)
         self.wake: asyncio.Event | None = None  # set on close: ends backoff pauses at once
-        # The calls waiting for quota (cancelled on close) and those cancelled so.
-        self.quota_waiters: set[asyncio.Task[Any]] = set()
+        # The tasks of the calls in flight (cancelled on close) and those cancelled so.
+        self.calls: set[asyncio.Task[Any]] = set()
         self.closed_under: set[asyncio.Task[Any]] = set()
 
-    def end_wait(self, task: asyncio.Task[Any]) -> None:
-        """Cancel ``task`` (on its loop) if it still waits for quota: the client closed."""
-        if task in self.quota_waiters:
+    def end_call(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` (on its loop) if its call is still in flight: the client closed.
+
+        Wherever the call is: waiting for quota (it leaves the line, taking nothing), or
+        reading an answer (aiohttp's ``session.close()`` does not end a body read in
+        progress, aio-libs/aiohttp#5582: it read on until its timeout, for good without).
+        """
+        if task in self.calls:
             self.closed_under.add(task)
             task.cancel()
+
+    def closed_it(self, task: asyncio.Task[Any]) -> bool:
+        """Whether closing the client is what cancelled ``task`` (its call then raises
+        :class:`ClientClosedError`).
+
+        Not when its owner cancelled it too (``task.cancel()``, ``asyncio.timeout``, a
+        ``TaskGroup``) in the same turn: that cancellation was accepted, so it ends the
+        call (Python 3.11+; 3.10 cannot tell the two apart).
+        """
+        if task not in self.closed_under:
+            return False
+        self.closed_under.discard(task)
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        return uncancel is None or uncancel() == 0
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         session = getattr(self, "session", None)
@@ -254,8 +273,8 @@ class Transport:
         shared.closed = True
         if shared.wake is not None:
             shared.wake.set()
-        for task in list(shared.quota_waiters):  # only this client's: others keep their place
-            task.get_loop().call_soon_threadsafe(shared.end_wait, task)
+        for task in list(shared.calls):  # only this client's: others keep their place in line
+            task.get_loop().call_soon_threadsafe(shared.end_call, task)
         session, shared.session = shared.session, None
         if session is not None and shared.owns_session and not session.closed:
             await session.close()
@@ -306,47 +325,69 @@ class Transport:
         limiter = self._limiter(endpoint)
         verbose = log.isEnabledFor(logging.INFO)  # CODEGEN_LOG=info|debug, or the app's
         attempt = 0
-        while True:
-            if limiter is not None:  # acquire a slot of the route's quota
-                waited = await self._acquire(limiter, until, deadline, endpoint, url)
-                if waited:
-                    self._count_wait(waited)
-                    log.info(
-                        "%s %s waited %.2fs for the %s quota", endpoint.method, url, waited,
-                        endpoint.name,
-                    )  # fmt: skip
-            try:  # send
-                attempt_timeout = timeout
-                if until is not None:  # (the slot is given back if no time is left)
-                    assert deadline is not None
-                    attempt_timeout = self._within(until, deadline, timeout, endpoint, url, attempt)
-                self.stats.requests += 1
-                started = time.perf_counter() if verbose else 0.0
-                answer = await _send_once(
-                    session,
-                    endpoint.method,
-                    url,
-                    query,
-                    data,
-                    headers,
-                    attempt_timeout,
-                    self._body_cap,
-                    self.config.network.proxy,
-                )
-            finally:  # release: the slot's window starts once the attempt is over, when
-                # the server has surely counted it
-                if limiter is not None:
-                    limiter.release()
-            if verbose:
-                _log_attempt(endpoint.method, url, answer, started, attempt, self.config.token)
-            if answer.error is None and answer.status < 400:
-                return self._parse(endpoint, url, answer)
-            # decide: raise now, or pause and try again
-            delay = self._next_try(endpoint, url, answer, limiter, attempt, until, deadline)
-            attempt += 1
-            await self._pause(delay)
-            if self._shared.closed:
-                raise self._closed_error(endpoint, url)
+        shared = self._shared
+        task = asyncio.current_task()
+        assert task is not None
+        shared.calls.add(task)  # aclose() cancels it wherever it is (see _Shared.end_call)
+        waiting = False
+        try:
+            while True:
+                if limiter is not None:  # acquire a slot of the route's quota
+                    waiting = True
+                    waited = await self._acquire(limiter, until, deadline, endpoint, url)
+                    waiting = False
+                    if waited:
+                        self._count_wait(waited)
+                        log.info(
+                            "%s %s waited %.2fs for the %s quota", endpoint.method, url, waited,
+                            endpoint.name,
+                        )  # fmt: skip
+                try:  # send
+                    attempt_timeout = timeout
+                    if until is not None:  # (the slot is given back if no time is left)
+                        assert deadline is not None
+                        attempt_timeout = self._within(
+                            until, deadline, timeout, endpoint, url, attempt
+                        )
+                    self.stats.requests += 1
+                    started = time.perf_counter() if verbose else 0.0
+                    answer = await _send_once(
+                        session,
+                        endpoint.method,
+                        url,
+                        query,
+                        data,
+                        headers,
+                        attempt_timeout,
+                        self._body_cap,
+                        self.config.network.proxy,
+                    )
+                finally:  # release: the slot's window starts once the attempt is over, when
+                    # the server has surely counted it
+                    if limiter is not None:
+                        limiter.release()
+                if verbose:
+                    _log_attempt(endpoint.method, url, answer, started, attempt, self.config.token)
+                if answer.error is None and answer.status < 400:
+                    return self._parse(endpoint, url, answer)
+                # decide: raise now, or pause and try again
+                delay = self._next_try(endpoint, url, answer, limiter, attempt, until, deadline)
+                attempt += 1
+                await self._pause(delay)
+                if shared.closed:
+                    raise self._closed_error(endpoint, url)
+        except asyncio.CancelledError:
+            if not shared.closed_it(task):
+                raise
+            if waiting:
+                raise ClientClosedError(
+                    f"{endpoint.method} {url}: the client was closed while this call waited "
+                    "for quota"
+                ) from None
+            raise self._closed_error(endpoint, url) from None
+        finally:
+            shared.calls.discard(task)
+            shared.closed_under.discard(task)
 
     def _apply(
         self, options: CallOptions, params: Mapping[str, str] | QueryPairs | None, body: Any
@@ -452,35 +493,10 @@ class Transport:
         endpoint: Endpoint,
         url: str,
     ) -> float:
-        """A slot of the route's quota; closing the client ends the wait at once.
-
-        The waiting task is cancelled by :meth:`aclose` (it leaves the line, taking
-        nothing) and reports :class:`ClientClosedError`; cancelled by its owner in the
-        same turn, it ends cancelled (Python 3.11+).
-        """
-        shared = self._shared
-        task = asyncio.current_task()
-        assert task is not None
-        shared.quota_waiters.add(task)
-        try:
-            if until is None or deadline is None:
-                return await limiter.acquire()
-            return await self._acquire_before(limiter, until, deadline, endpoint, url)
-        except asyncio.CancelledError:
-            if task not in shared.closed_under:
-                raise
-            shared.closed_under.discard(task)
-            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-            if uncancel is not None and uncancel() > 0:
-                # Its owner cancelled it too (task.cancel(), asyncio.timeout, a TaskGroup),
-                # in the same turn: that cancellation was accepted, so it is what ends the
-                # call. (3.10 cannot tell the two apart: ClientClosedError then.)
-                raise
-            raise ClientClosedError(
-                f"{endpoint.method} {url}: the client was closed while this call waited for quota"
-            ) from None
-        finally:
-            shared.quota_waiters.discard(task)
+        """A slot of the route's quota (:meth:`aclose` ends the wait: see :meth:`request`)."""
+        if until is None or deadline is None:
+            return await limiter.acquire()
+        return await self._acquire_before(limiter, until, deadline, endpoint, url)
 
     async def _acquire_before(
         self, limiter: Limiter, until: float, deadline: float, endpoint: Endpoint, url: str

@@ -4,6 +4,7 @@ another client's waiter on the same (shared) limiter keeps its place."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
@@ -131,5 +132,71 @@ async def test_a_quota_waiter_cancelled_as_its_client_closes_ends_cancelled(
             with pytest.raises(asyncio.CancelledError if accepted else ClientClosedError):
                 await asyncio.wait_for(waits, 20)
             await closing
+        finally:
+            await agent.aclose()
+
+
+class _StallingServer:
+    """Answers every request with headers and the start of a body, then stalls (or, with
+    ``headers=False``, sends nothing at all)."""
+
+    def __init__(self, *, headers: bool) -> None:
+        self.headers = headers
+        self.stalled = asyncio.Event()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        if self.headers:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"id": 1'
+            )
+            await writer.drain()
+        self.stalled.set()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the client goes
+
+
+@pytest.mark.parametrize("headers", [True, False], ids=["in-body", "before-headers"])
+@pytest.mark.parametrize(
+    "owner_cancels",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 cannot tell"),
+        ),
+    ],
+)
+async def test_closing_ends_a_call_whose_answer_stalled(headers: bool, owner_cancels: bool) -> None:
+    # A call reading an answer's body when its client closed read on until its timeout (for
+    # good with timeout=None): aiohttp's session.close() does not end a body read in
+    # progress (aio-libs/aiohttp#5582).
+    server = _StallingServer(headers=headers)
+    async with server as base_url:
+        agent = AsyncAgent(token="t" * 20, org_id=1, base_url=base_url, timeout=None)
+        try:
+            call = asyncio.ensure_future(agent.get_run(1))
+            await asyncio.wait_for(server.stalled.wait(), 10)
+            closing = asyncio.ensure_future(agent.aclose())
+            if owner_cancels:  # in the same turn: the owner's cancellation wins
+                assert call.cancel()
+            await closing
+            with pytest.raises(asyncio.CancelledError if owner_cancels else ClientClosedError):
+                await asyncio.wait_for(call, 10)
         finally:
             await agent.aclose()
