@@ -26,6 +26,8 @@ import sys
 import threading
 from typing import Final, TextIO
 
+from ._masking import mask_text
+
 __all__ = ["ENV_LOG", "configure_from_env", "log", "register_secret"]
 
 ENV_LOG: Final = "CODEGEN_LOG"
@@ -54,14 +56,14 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class _Redact(logging.Filter):
-    """Masks ``Bearer ...`` and every registered token in the formatted message."""
+    """Masks ``Bearer ...`` and every registered token (in the forms ``_masking`` knows)
+    in the formatted message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         masked = _BEARER.sub(r"\1" + _MASK, message)
-        for secret in tuple(_secrets):
-            if secret in masked:
-                masked = masked.replace(secret, _MASK)
+        for secret in tuple(_secrets):  # also as servers echo it (encoded, cut short)
+            masked = mask_text(masked, secret)
         if masked != message:
             record.msg, record.args = masked, None
         return True

@@ -22,11 +22,13 @@ from typing import Any, Final
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict
 
 from ._config import ClientConfig, SecretStr, Timeout
 from ._converter import ResponseShapeError, structure
 from ._endpoints import Endpoint
 from ._logging import log
+from ._masking import mask_bytes, mask_json, mask_text
 from ._notgiven import NotGiven
 from ._options import CallOptions
 from ._ratelimit import REGISTRY, Limiter, QuotaWaitExceeded, RateLimits
@@ -84,8 +86,10 @@ class _Answer:
     """
 
     status: int
-    headers: Mapping[str, str]
-    body: bytes
+    # Kept out of repr: tracebacks that show local variables (error trackers) would print
+    # a body or header holding the token as the server echoed it, unmasked.
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(repr=lambda body: f"<{len(body)} bytes>")
     error: APIConnectionError | None = None
 
 
@@ -542,7 +546,10 @@ class Transport:
         try:
             payload = _loads(answer.body) if answer.body else None
         except ValueError:
-            snippet = _mask(answer.body[:1000], self.config.token)[:120].decode("utf-8", "replace")
+            snippet = mask_text(
+                mask_bytes(answer.body[:1000], self.config.token)[:120].decode("utf-8", "replace"),
+                self.config.token,
+            )  # masked whole, then once more as cut (a token split by the cut)
             raise APIResponseValidationError(
                 f"{endpoint.method} {url} answered {answer.status} with a body that is not "
                 f"JSON (content-type {answer.headers.get('Content-Type', 'unknown')}): "
@@ -555,18 +562,21 @@ class Transport:
         try:
             return structure(payload, endpoint.response)
         except ResponseShapeError as exc:
-            if self.config.token and self.config.token.encode() in answer.body:
-                # The server echoed the token: the error carries the body with it masked.
-                payload = _loads(_mask(answer.body, self.config.token))
-            raise APIResponseValidationError(
-                f"{endpoint.method} {url}: the answer does not match the API's "
-                f"{getattr(endpoint.response, '__name__', str(endpoint.response))}: {exc}",
-                method=endpoint.method,
-                url=url,
-                status_code=answer.status,
-                path=exc.path,
-                body=payload,
-            ) from None
+            # A server may echo the token, in any form: the error, and the locals a
+            # traceback shows (``exc`` is gone, ``payload`` replaced), hold it masked.
+            token = self.config.token
+            problem = mask_text(str(exc), token)
+            where = None if exc.path is None else mask_text(exc.path, token)
+        payload = mask_json(payload, token)
+        raise APIResponseValidationError(
+            f"{endpoint.method} {url}: the answer does not match the API's "
+            f"{getattr(endpoint.response, '__name__', str(endpoint.response))}: {problem}",
+            method=endpoint.method,
+            url=url,
+            status_code=answer.status,
+            path=where,
+            body=payload,
+        ) from None
 
     def _failure(
         self, endpoint: Endpoint, url: str, answer: _Answer, limiter: Limiter | None
@@ -628,20 +638,6 @@ def _after_attempts(error: Exception, attempts: int) -> Exception:
             f"{error.message} ({attempts} attempts)", method=error.method, url=error.url
         )
     return error
-
-
-def _mask(raw: bytes, secret: str) -> bytes:
-    """``raw`` with every copy of ``secret`` (the client's token) replaced by a mask."""
-    token = secret.encode()
-    return raw.replace(token, _MASK.encode()) if token and token in raw else raw
-
-
-def _mask_text(text: str, secret: str) -> str:
-    """``text`` with every copy of ``secret`` (the client's token) replaced by a mask."""
-    return text.replace(secret, _MASK) if secret and secret in text else text
-
-
-_MASK: Final = "<redacted>"
 
 
 def _dumps(body: Any) -> bytes:
@@ -735,7 +731,7 @@ def _log_attempt(
     log.info(
         "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
         method, url, answer.status, elapsed, attempt + 1,
-        _mask_text(answer.headers.get("X-Request-Id", "-"), secret),
+        mask_text(answer.headers.get("X-Request-Id", "-"), secret),
     )  # fmt: skip
 
 
@@ -794,17 +790,20 @@ def build_status_error(
     """Turn an error answer (JSON, FastAPI 422, or a proxy's HTML page) into a typed error.
 
     Every copy of ``secret`` (the client's token, which some servers echo back in a 401)
-    is masked in the body and headers the error carries.
+    is masked in the body and headers the error carries, in the forms servers echo it
+    (``_masking``: percent-encoded, JSON-escaped, another letter case, cut short).
     """
     if secret:
-        raw = _mask(raw, secret)
-        if any(secret in value for value in headers.values()):
-            headers = {key: value.replace(secret, _MASK) for key, value in headers.items()}
+        raw = mask_bytes(raw, secret)
+        items = list(headers.items())
+        masked = [(key, mask_text(value, secret)) for key, value in items]
+        if masked != items:
+            headers = CIMultiDict(masked)  # still case-insensitive, repeats kept
     body: Any
     try:
-        body = _loads(raw) if raw else None
+        body = mask_json(_loads(raw), secret) if raw else None  # escapes decoded by now
     except ValueError:
-        body = raw[:500].decode("utf-8", "replace")
+        body = mask_text(raw[:500].decode("utf-8", "replace"), secret)
     message = ""
     details: list[ValidationErrorDetail] = []
     if isinstance(body, dict):

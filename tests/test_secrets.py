@@ -17,6 +17,7 @@ import traceback
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import pytest
@@ -552,3 +553,74 @@ async def test_a_server_echoing_the_token_does_not_leak_it(
         await runner.cleanup()
     assert_no_secret(repr(vars(caught.value)), "the error's attributes")
     assert_no_secret(debug_logs.text, "the log")
+
+
+# A token as some services issue them: base64-like, so encodings change it.
+TRICKY = "cg-live+7f3c9a1e/5b2d4c6f8a0b=1c2d3e4f5a6b"
+TRICKY_PARTS = ("7f3c9a1e", "5b2d4c6f", "1c2d3e4f5a6b")  # the secret's segments
+ECHOES = {
+    "percent-encoded": quote(TRICKY, safe=""),
+    "percent-encoded, lower-case escapes": quote(TRICKY, safe="").replace("%2B", "%2b"),
+    "another letter case": "Bearer " + TRICKY.upper(),
+    "JSON-escaped slash": TRICKY.replace("/", "\\/"),
+    "JSON-escaped plus": TRICKY.replace("+", "\\u002B"),
+    "cut short": TRICKY[:25] + "...",
+    "its tail": "..." + TRICKY[-22:],
+}
+
+
+def assert_no_tricky(text: str, where: str) -> None:
+    for part in TRICKY_PARTS:
+        assert part not in text.lower(), f"the token leaked into {where}: ...{part}..."
+
+
+@pytest.mark.parametrize("where", ["401 JSON body", "401 header", "502 page", "2xx shape"])
+@pytest.mark.parametrize("echo", list(ECHOES))
+async def test_a_token_echoed_back_transformed_is_masked_too(
+    echo: str, where: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    """Servers and gateways echo the token percent-encoded, JSON-escaped, in another letter
+    case or cut short; only the exact token was masked, so these showed in errors and logs."""
+    form = ECHOES[echo]
+
+    async def answer(request: web.Request) -> web.Response:
+        if where == "401 JSON body":
+            body = '{"detail": "invalid token: %s"}' % form  # noqa: UP031 - raw JSON text
+            return web.Response(text=body, status=401, content_type="application/json")
+        if where == "401 header":
+            challenge = f'Bearer error="invalid_token", error_description="{form}"'
+            return web.json_response(
+                {"detail": "no"}, status=401, headers={"WWW-Authenticate": challenge}
+            )
+        if where == "502 page":
+            page = f"<html><body>upstream refused {form}</body></html>"
+            return web.Response(text=page, status=502, content_type="text/html")
+        body = '{"id": "%s", "email": "x"}' % form  # noqa: UP031 - a User of the wrong shape
+        return web.Response(text=body, content_type="application/json")
+
+    runner, port = await _serve(answer)
+    try:
+        async with AsyncAgent(
+            TRICKY, 1, base_url=f"http://127.0.0.1:{port}", max_retries=0,
+            rate_limits=RateLimits.disabled(),
+        ) as agent:  # fmt: skip
+            with pytest.raises(CodegenError) as caught:
+                await agent.get_current_user()
+    finally:
+        await runner.cleanup()
+    error = caught.value
+    for kind, text in surfaces_of(error):
+        assert_no_tricky(text, f"{kind} of the error")
+    assert_no_tricky(debug_logs.text, "the log")
+    if where == "401 header":  # still the server's headers, looked up in any letter case
+        assert isinstance(error, AuthenticationError)
+        assert "invalid_token" in error.headers["www-authenticate"]
+
+
+def test_masking_keeps_what_gives_nothing_away() -> None:
+    from codegen_async._masking import mask_bytes, mask_json, mask_text
+
+    assert mask_text("token cg-l...6b expired", TRICKY) == "token cg-l...6b expired"
+    assert mask_text(f"a {TRICKY} b", TRICKY) == "a <redacted> b"
+    assert mask_bytes(b"\xff" + TRICKY.encode(), TRICKY) == b"\xff<redacted>"
+    assert mask_json({TRICKY: [TRICKY, 1, None]}, TRICKY) == {"<redacted>": ["<redacted>", 1, None]}
