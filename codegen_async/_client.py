@@ -60,6 +60,7 @@ from ._validation import (
     check_text,
     merge_headers,
 )
+from ._waiting import finish_anyway
 from .errors import ConfigurationError
 from .models import (
     AgentRun,
@@ -281,8 +282,13 @@ class AsyncAgent:
         With a Redis backend that stalls, it returns within about a second, not the Redis
         socket timeout (5 s): Redis calls still in flight get half a second, then are
         cancelled and their connections closed; a quota slot or fleet lease it could not
-        give back lapses by itself.
+        give back lapses by itself. Cancelled meanwhile (under a time limit, say), it
+        raises at once and the close finishes in the background: cut short, it left the
+        session or Redis connections open.
         """
+        await finish_anyway(self._close(), "codegen-async close")
+
+    async def _close(self) -> None:
         if self._run_watcher is not None and self._run_watcher is not self._run_poller:
             await self._run_watcher.aclose()
         if self._run_poller is not None:

@@ -11,17 +11,24 @@ socket timeout is set, so a task that awaits a redis-py call loses its cancellat
 same way. The SDK's tasks that must stop when cancelled (the fleet's serving loop and lease
 heartbeat) await Redis through :func:`cancellable`: the call runs in a task of its own,
 awaited with ``asyncio.wait``, so the caller's cancellation always takes effect.
+
+Closing is the other way round: a close cut short by a cancellation (``aclose()`` under a
+time limit while Redis stalls) left connections open and calls to Redis running. Closes go
+through :func:`finish_anyway`: the caller leaves at once, the close runs to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["cancellable", "wait_event"]
+__all__ = ["cancellable", "finish_anyway", "wait_event"]
 
 T = TypeVar("T")
+
+# Closes under way whose caller was cancelled: the loop itself keeps only weak references.
+_FINISHING: set[asyncio.Task[Any]] = set()
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -71,3 +78,15 @@ def _abandon(inner: asyncio.Future[Any]) -> None:
 def _drop_outcome(inner: asyncio.Future[Any]) -> None:
     if not inner.cancelled():
         inner.exception()  # retrieved: no "exception was never retrieved" at exit
+
+
+async def finish_anyway(work: Coroutine[Any, Any, None], name: str) -> None:
+    """Run ``work`` (a close) to its end, even if the calling task is cancelled meanwhile.
+
+    The cancellation is raised in the caller at once; ``work`` goes on in a task named
+    ``name`` (bounded like any close), referenced until it ends.
+    """
+    task = asyncio.get_running_loop().create_task(work, name=name)
+    _FINISHING.add(task)
+    task.add_done_callback(_FINISHING.discard)
+    await asyncio.shield(task)

@@ -856,3 +856,62 @@ async def test_aclose_is_not_held_by_a_stalled_redis(
         await REGISTRY.aclose()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("fleet_polling", [False, True])
+@pytest.mark.parametrize("after", [1, 2, 3, 0.1], ids=["1-turn", "2-turns", "3-turns", "0.1s"])
+async def test_a_cancelled_aclose_still_closes_everything(
+    tmp_path: Path, me_server: str, fleet_polling: bool, after: float
+) -> None:
+    """Redis stalls and the caller bounds aclose() (asyncio.timeout, a second Ctrl-C): the
+    cancellation used to stop the close half-way, leaving calls to Redis running and
+    connections open (Redis's, or the HTTP session when it came before that was closed).
+    The cancellation is raised at once, and the close finishes in the background, bounded.
+    """
+    import signal
+
+    from codegen_async import AsyncAgent
+
+    proc, port = _start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    agent = AsyncAgent(
+        TOKEN, 1, base_url=me_server, rate_limit_backend=url, fleet_polling=fleet_polling
+    )
+    try:
+        await agent.get_current_user()  # warm: the Redis connection is open
+        state = REGISTRY.redis_backend(url).state()
+        session = agent._transport._shared.session
+        assert session is not None
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            call = asyncio.ensure_future(agent.get_current_user())  # asks the stalled Redis
+            await asyncio.sleep(0.3)
+            closing = asyncio.ensure_future(agent.aclose())
+            if isinstance(after, float):
+                await asyncio.sleep(after)
+            else:
+                for _ in range(after):
+                    await asyncio.sleep(0)
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            await asyncio.gather(call, return_exceptions=True)
+            finishing = [t for t in asyncio.all_tasks() if t.get_name().startswith("codegen-async")]
+            await asyncio.wait_for(asyncio.gather(*finishing, return_exceptions=True), 10)
+            assert not _redis_tasks()
+            assert session.closed
+            pool = state.client.connection_pool
+            connections = [*pool._available_connections, *pool._in_use_connections]
+            assert not [c for c in connections if c.is_connected]
+        finally:
+            proc.send_signal(signal.SIGCONT)
+    finally:
+        await agent.aclose()
+        await REGISTRY.aclose()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _redis_tasks() -> list[asyncio.Task[object]]:
+    me = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t is not me and "redis" in repr(t).lower()]

@@ -12,7 +12,7 @@ import contextlib
 
 import pytest
 
-from codegen_async._waiting import cancellable, wait_event
+from codegen_async._waiting import cancellable, finish_anyway, wait_event
 
 
 async def test_a_set_event_ends_the_wait_and_says_so() -> None:
@@ -113,3 +113,21 @@ async def test_cancellable_delivers_a_cancellation_the_call_would_lose(turns: in
             await task
     else:
         assert await task == "done"
+
+
+async def test_finish_anyway_raises_a_cancellation_at_once_and_finishes_the_work() -> None:
+    steps: list[str] = []
+
+    async def close() -> None:
+        await asyncio.sleep(0.05)
+        steps.append("closed")
+
+    task = asyncio.ensure_future(finish_anyway(close(), "codegen-async test close"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == []  # the caller left at once
+    [work] = [t for t in asyncio.all_tasks() if t.get_name() == "codegen-async test close"]
+    await work
+    assert steps == ["closed"]

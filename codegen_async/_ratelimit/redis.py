@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .._endpoints import Quota
+from .._waiting import finish_anyway
 from ..errors import ConfigurationError
 from .limiter import LimiterStats, QuotaWaitExceeded
 from .line import Line, running_loop
@@ -355,8 +356,8 @@ class RedisBackend:
     async def detach(self, owner: object) -> None:
         """``owner`` of the running loop is done; the last one closes the loop's client."""
         state = self._drop_lease(asyncio.get_running_loop(), id(owner))
-        if state is not None:
-            await self._close(state)
+        if state is not None:  # a cancelled caller (a bounded aclose) must not cut it short
+            await finish_anyway(self._close(state), "codegen-async redis close")
 
     async def aclose(self) -> None:
         """Close every loop's client: this loop's now, others' on their own loop."""
@@ -366,7 +367,7 @@ class RedisBackend:
             self._clients.clear()
         for loop, state in states:
             if loop is running:
-                await self._close(state)
+                await finish_anyway(self._close(state), "codegen-async redis close")
             elif loop.is_running():
                 future = asyncio.run_coroutine_threadsafe(self._close(state), loop)
                 with contextlib.suppress(Exception):
