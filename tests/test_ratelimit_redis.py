@@ -915,3 +915,40 @@ async def test_a_cancelled_aclose_still_closes_everything(
 def _redis_tasks() -> list[asyncio.Task[object]]:
     me = asyncio.current_task()
     return [t for t in asyncio.all_tasks() if t is not me and "redis" in repr(t).lower()]
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_closing_another_loops_client_never_loses_a_cancellation(
+    monkeypatch: pytest.MonkeyPatch, turns: int
+) -> None:
+    """RedisBackend.aclose() closes another loop's client on that loop and waited for it
+    with asyncio.wait_for, which on 3.10/3.11 loses a cancellation arriving as the close
+    completes (CPython gh-86296): aclose() returned as if not cancelled. The other loop's
+    close is done at once here; the caller is cancelled ``turns`` loop turns later."""
+    import concurrent.futures
+
+    def run_there(coro: Any, loop: asyncio.AbstractEventLoop) -> concurrent.futures.Future[None]:
+        coro.close()  # closed on its own loop, at once
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        done.set_result(None)
+        return done
+
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+    try:
+        backend = RedisBackend("redis://127.0.0.1:1/0")
+        backend._clients[other] = Any  # type: ignore[assignment]
+        monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", run_there)
+        task = asyncio.ensure_future(backend.aclose())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if task.cancel():
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            await task
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(5)
+        other.close()
