@@ -210,6 +210,7 @@ class Transport:
         self.rate_limits = rate_limits
         self._shared = _Shared(session, backend) if shared is None else shared
         self.stats = self._shared.stats
+        self._limiters = self._shared.limiters  # route name -> limiter, for these quotas
         own = {
             # A SecretStr: the headers show up in tracebacks that print local variables.
             "Authorization": SecretStr(f"Bearer {config.token}"),
@@ -236,7 +237,12 @@ class Transport:
         """
         limits = self.rate_limits if rate_limits is None else rate_limits
         cls = type(self) if kind is None else kind
-        return cls(config, limits, backend=self.backend, shared=self._shared)
+        derived = cls(config, limits, backend=self.backend, shared=self._shared)
+        if rate_limits is not None and rate_limits is not self.rate_limits:
+            # Other quotas (``request(quota=...)``): a limiter cached by route name for
+            # the shared ones would not be theirs; the registry finds each its own.
+            derived._limiters = {}
+        return derived
 
     def __repr__(self) -> str:
         return f"<Transport {self.config.base_url} closed={self._shared.closed}>"
@@ -289,7 +295,7 @@ class Transport:
 
     # --- sending -----------------------------------------------------------------------
     def _limiter(self, endpoint: Endpoint) -> Limiter | None:
-        limiters = self._shared.limiters
+        limiters = self._limiters
         try:
             return limiters[endpoint.name]
         except KeyError:

@@ -153,6 +153,19 @@ async def test_request_names_its_route_and_quota(kind: str, emu: EmulatorThread)
             await request("GET", "/v1/things/1", route="v1/things/{id}")
 
 
+async def test_a_routes_quota_is_the_one_given_each_time(emu: EmulatorThread) -> None:
+    """The client cached a route's first limiter by name, so a later quota= was ignored."""
+    async with AsyncAgent(**emu.client_kwargs()) as agent:
+        with pytest.raises(NotFoundError):
+            await agent.request("GET", "/v1/gadgets")  # the standard quota (scaled)
+        for _ in range(3):
+            with pytest.raises(NotFoundError):
+                await agent.request("GET", "/v1/gadgets", quota=Quota(2, 0.3))
+        assert agent.stats.rate_limit_waits >= 1  # two (or three) in 0.3 s: held back
+        with pytest.raises(TypeError, match="quota"):
+            await agent.request("GET", "/v1/gadgets", quota=(2, 0.3))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
