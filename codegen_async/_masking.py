@@ -13,7 +13,9 @@ Error bodies, error headers, request ids and log lines may hold the token when a
   token at least half its length (and 8 characters) is masked too; a short hint such as
   ``cg-l...6b`` is left, as it gives nothing away.
 
-One compiled pattern per token, cached. Used on the error paths and in log lines only.
+One compiled pattern per token, cached. Used on the error paths and in log lines only. A
+token shorter than 8 characters (a test's) is masked as it is only: its other forms would
+mask ordinary words.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def _forms(secret: str) -> set[str]:
 
 @functools.lru_cache(maxsize=64)
 def _pattern(secret: str) -> re.Pattern[str]:
+    if len(secret) < _MIN_PARTIAL:  # too short to tell from ordinary words: exact only
+        return re.compile(re.escape(secret))
     alternatives = _forms(secret)
     shortest = max(_MIN_PARTIAL, math.ceil(len(secret) / 2))
     for length in range(shortest, len(secret)):  # cut short, at either end

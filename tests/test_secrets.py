@@ -624,3 +624,4 @@ def test_masking_keeps_what_gives_nothing_away() -> None:
     assert mask_text(f"a {TRICKY} b", TRICKY) == "a <redacted> b"
     assert mask_bytes(b"\xff" + TRICKY.encode(), TRICKY) == b"\xff<redacted>"
     assert mask_json({TRICKY: [TRICKY, 1, None]}, TRICKY) == {"<redacted>": ["<redacted>", 1, None]}
+    assert mask_text("Test the test", "test") == "Test the <redacted>"  # short: exact only
