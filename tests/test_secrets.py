@@ -10,6 +10,7 @@ redirect to another origin does not carry the ``Authorization`` header.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import threading
@@ -22,6 +23,8 @@ from urllib.parse import quote
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import codegen_sync
 from codegen_async import (
@@ -625,3 +628,35 @@ def test_masking_keeps_what_gives_nothing_away() -> None:
     assert mask_bytes(b"\xff" + TRICKY.encode(), TRICKY) == b"\xff<redacted>"
     assert mask_json({TRICKY: [TRICKY, 1, None]}, TRICKY) == {"<redacted>": ["<redacted>", 1, None]}
     assert mask_text("Test the test", "test") == "Test the <redacted>"  # short: exact only
+
+
+_TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=-_."
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    token=st.text(alphabet=_TOKEN_CHARS, min_size=16, max_size=64),
+    form=st.sampled_from(
+        [
+            lambda t: t,
+            lambda t: quote(t, safe=""),
+            lambda t: quote(t, safe="").lower(),
+            lambda t: t.upper(),
+            lambda t: json.dumps(t)[1:-1].replace("/", "\\/"),
+            lambda t: "".join(c if c.isalnum() else f"\\u{ord(c):04X}" for c in t),
+            lambda t: t[: (len(t) + 1) // 2],
+            lambda t: t[-((len(t) + 1) // 2) :],
+        ]
+    ),
+    before=st.text(alphabet=' :"<>!,;()', max_size=8),
+    after=st.text(alphabet=' :"<>!,;()', max_size=8),
+)
+def test_masking_leaves_no_form_of_the_token(
+    token: str, form: Any, before: str, after: str
+) -> None:
+    from codegen_async._masking import mask_text
+
+    echoed = form(token)
+    masked = mask_text(before + echoed + after, token)
+    assert echoed.lower() not in masked.lower()
+    assert masked.startswith(before) and masked.endswith(after)  # nothing else touched
