@@ -273,6 +273,7 @@ class FleetWatcher:
         self._lost = False  # the heartbeat found the lease gone: the loop drops the relays
         self._heartbeat: asyncio.Task[None] | None = None  # renews the lease while leading
         self._term = 0  # counts this process's leases: a late give-back drops only its own
+        self._asking = False  # the lease script of this term is in flight
         self._clock_offset = 0.0  # Redis's clock minus ours, seconds (watch scores use Redis's)
         self._full_follow_at = 0.0  # monotonic time of the leader's next full read of watch
         self._followed_ms = 0.0  # Redis time (ms) of its last read of watch
@@ -559,7 +560,10 @@ class FleetWatcher:
 
     def _wind_down(self) -> None:
         """No wait left (or cancelled): stop at once; Redis is told in the background."""
-        leading, self._leading, self._lost = self._leading, False, False
+        # Asking for the lease when stopped: Redis may have given it (the answer was not
+        # read); the give-back drops it only if this term holds it.
+        leading = self._leading or self._asking
+        self._leading, self._lost = False, False
         self._stop_heartbeat()
         outbox, self._outbox = self._outbox, []
         relays, self._relays = list(self._relays.values()), {}
@@ -737,16 +741,20 @@ class FleetWatcher:
                     await self._lease_lost()
         else:
             self._term += 1
-            taken = await cancellable(
-                redis.eval(
-                    _ACQUIRE_LUA,
-                    1,
-                    self._lease_key,
-                    self._holder(),
-                    lease_ms,
-                    int(MAX_LEASE * 1000),
+            self._asking = True  # cancelled meanwhile, the lease may be ours: given back
+            try:
+                taken = await cancellable(
+                    redis.eval(
+                        _ACQUIRE_LUA,
+                        1,
+                        self._lease_key,
+                        self._holder(),
+                        lease_ms,
+                        int(MAX_LEASE * 1000),
+                    )
                 )
-            )
+            finally:
+                self._asking = False
             if taken == 2:
                 log.warning(
                     "fleet run watching: the lease key had no expiry, a longer one than any "
