@@ -179,8 +179,16 @@ async def test_a_stalled_redis_neither_overruns_a_timeout_nor_holds_aclose(
 
 
 async def test_after_a_redis_outage_running_waits_rejoin_the_fleet(
-    emu: Emulator, own_redis: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+    emu: Emulator,
+    own_redis: tuple[subprocess.Popen[bytes], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A 2 s lease, not the test scale's 0.5 s: a CI lane running four suites on two cores
+    # stalled a loop long enough for a 0.5 s lease to lapse, and the other process took over
+    # and polled everything afresh ([14, 15] requests, 2026-11-29), which is not what this
+    # test is about.
+    monkeypatch.setattr(FleetSettings, "for_window", classmethod(lambda cls, window: cls(2.0)))
     proc, url = own_redis
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     background = seed_runs(emu, 2)
@@ -208,7 +216,13 @@ async def test_after_a_redis_outage_running_waits_rejoin_the_fleet(
             ids = seed_runs(emu, 10)
             before = [a.stats.requests for a in agents]
             new = [asyncio.ensure_future(a.wait_for_runs(ids)) for a in agents]
-            await asyncio.sleep(0.5)
+            # Both registered before the runs end: one registering after the leader published
+            # a final status reads each run once to confirm it (by design), which a loaded
+            # machine made happen here after a fixed 0.5 s.
+            keys = [(emu.org_id, run_id) for run_id in ids]
+            await until(
+                lambda: all(watcher(a)._since.get(k) is not None for a in agents for k in keys)
+            )
             for run_id in [*ids, *background]:
                 emu.finish_run(run_id, "completed")
             results = await asyncio.wait_for(asyncio.gather(*new, *bg), 30)
