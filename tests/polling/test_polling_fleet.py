@@ -99,6 +99,24 @@ async def until(condition: Any, seconds: float = 20.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def until_registered(emu: Emulator, agents: list[AsyncAgent], ids: list[int]) -> None:
+    """Until each client's fleet has registered its waits on ``ids`` (those it waits on).
+
+    A process registering a run after the leader published its final status reads the run
+    once to confirm it (by design); a fixed sleep let that happen on a loaded CI machine.
+    """
+
+    def done() -> bool:
+        for agent in agents:
+            since = watcher(agent)._since
+            mine = [(emu.org_id, i) for i in ids if (emu.org_id, i) in since]
+            if not mine or any(since[key] is None for key in mine):
+                return False
+        return True
+
+    await until(done)
+
+
 async def test_processes_share_one_poller(emu: Emulator, redis_url: str) -> None:
     agents = [emu.client(rate_limit_backend=redis_url) for _ in range(4)]
     try:
@@ -108,7 +126,7 @@ async def test_processes_share_one_poller(emu: Emulator, redis_url: str) -> None
             for i, agent in enumerate(agents)
         ]
         await until(lambda: sum(watcher(a).leading for a in agents) == 1)
-        await asyncio.sleep(0.3)
+        await until_registered(emu, agents, ids)
         for run_id in ids:
             emu.finish_run(run_id, "completed")
         results = await asyncio.wait_for(asyncio.gather(*waits), 30)

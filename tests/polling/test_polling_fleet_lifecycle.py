@@ -27,7 +27,14 @@ from codegen_async._polling import FleetSettings, FleetWatcher  # noqa: E402
 from codegen_async.emulator import Emulator  # noqa: E402
 from codegen_async.errors import ClientClosedError  # noqa: E402
 from tests.polling import test_polling_fleet as base  # noqa: E402
-from tests.polling.test_polling_fleet import LONG, SCALE, seed_runs, until, watcher  # noqa: E402
+from tests.polling.test_polling_fleet import (  # noqa: E402
+    LONG,
+    SCALE,
+    seed_runs,
+    until,
+    until_registered,
+    watcher,
+)
 from tests.test_ratelimit_redis import REDIS_SERVER, _start_redis  # noqa: E402
 
 # The same fixtures as the fleet's other tests (this module gets its own redis-server).
@@ -216,13 +223,7 @@ async def test_after_a_redis_outage_running_waits_rejoin_the_fleet(
             ids = seed_runs(emu, 10)
             before = [a.stats.requests for a in agents]
             new = [asyncio.ensure_future(a.wait_for_runs(ids)) for a in agents]
-            # Both registered before the runs end: one registering after the leader published
-            # a final status reads each run once to confirm it (by design), which a loaded
-            # machine made happen here after a fixed 0.5 s.
-            keys = [(emu.org_id, run_id) for run_id in ids]
-            await until(
-                lambda: all(watcher(a)._since.get(k) is not None for a in agents for k in keys)
-            )
+            await until_registered(emu, agents, ids)  # not a fixed sleep: see its notes
             for run_id in [*ids, *background]:
                 emu.finish_run(run_id, "completed")
             results = await asyncio.wait_for(asyncio.gather(*new, *bg), 30)
