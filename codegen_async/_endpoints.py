@@ -9,6 +9,7 @@ server-side quotas) all read this table; adding an operation starts and mostly e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -32,7 +33,7 @@ from .models import (
     User,
 )
 
-__all__ = ["ENDPOINTS", "STANDARD", "Endpoint", "Param", "Quota", "RequestBody"]
+__all__ = ["ENDPOINTS", "STANDARD", "Endpoint", "Param", "Quota", "RequestBody", "path_regex"]
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -124,6 +125,14 @@ class Endpoint:
     def route(self) -> str:
         """``METHOD /path/{template}``: the key for quotas and statistics."""
         return f"{self.method} {self.path}"
+
+
+def path_regex(template: str) -> str:
+    """A path template as a regular expression (its source, unanchored): each ``{name}``
+    stands for one path segment, everything else for itself. Read by the emulator's 405s,
+    ``request()``'s route lookup and the CLI's error hints."""
+    parts = re.split(r"(\{[^/{}]+\})", template)
+    return "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
 
 
 ORG = Param("org_id", "path")

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._endpoints import ENDPOINTS, Endpoint, Quota
+from ._endpoints import ENDPOINTS, Endpoint, Quota, path_regex
 from ._notgiven import NotGiven
 from ._ratelimit import RateLimits
 from ._ratelimit.quotas import check_quota
@@ -30,7 +30,7 @@ __all__ = ["generic_endpoint", "generic_limits"]
 
 # Method -> whether it is idempotent (may be retried after the server saw it).
 _METHODS: Final = {"GET": True, "PUT": True, "DELETE": True, "POST": False, "PATCH": False}
-_PLACEHOLDER: Final = re.compile(r"\{[^/{}]+\}")
+_PLACEHOLDER: Final = re.compile(r"\{[^/{}]+\}")  # to order the table's routes
 
 
 def _check_path(what: str, path: object) -> str:
@@ -46,8 +46,7 @@ def _check_path(what: str, path: object) -> str:
 
 def _template(route: str) -> re.Pattern[str]:
     """A route template as a pattern: each ``{name}`` stands for one path segment."""
-    parts = _PLACEHOLDER.split(route)
-    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+    return re.compile(path_regex(route))
 
 
 # Method -> (pattern, operation), most literal routes first (``/agent/run/resume`` before a

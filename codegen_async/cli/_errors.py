@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
 
-from .._endpoints import ENDPOINTS, Endpoint
+from .._endpoints import ENDPOINTS, Endpoint, path_regex
 from ..errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -81,8 +81,7 @@ def redact(text: str, secret: str | None) -> str:
 
 
 def _compile(endpoint: Endpoint) -> re.Pattern[str]:
-    pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(endpoint.path))
-    return re.compile(pattern + "$")
+    return re.compile(path_regex(endpoint.path) + "$")  # the base URL's path may come first
 
 
 _ROUTES: list[tuple[re.Pattern[str], Endpoint]] = []

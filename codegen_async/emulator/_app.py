@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .._endpoints import ENDPOINTS
+from .._endpoints import ENDPOINTS, path_regex
 from ._admin import add_admin_routes
 from ._handler import ApiHandler
 from ._operations import OPERATIONS
@@ -40,11 +40,6 @@ def _fallback(patterns: list[tuple[re.Pattern[str], str]], stats: Stats) -> Hand
     return handle
 
 
-def _route_regex(path: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", path)
-    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
-
-
 def build_app(rt: Runtime) -> web.Application:
     """The application: one route per row of ``ENDPOINTS``, admin routes, JSON 404/405."""
     missing = set(ENDPOINTS) - set(OPERATIONS)
@@ -55,7 +50,7 @@ def build_app(rt: Runtime) -> web.Application:
     for name, endpoint in ENDPOINTS.items():
         handler = ApiHandler(rt, endpoint, OPERATIONS[name])
         app.router.add_route(endpoint.method, endpoint.path, handler.handle)
-        patterns.append((_route_regex(endpoint.path), endpoint.method))
+        patterns.append((re.compile(path_regex(endpoint.path)), endpoint.method))
     add_admin_routes(rt, app)
     app.router.add_route("*", "/{tail:.*}", _fallback(patterns, rt.stats))
     return app
