@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["cancellable", "finish_anyway", "wait_event"]
+__all__ = ["cancellable", "drop_outcome", "finish_anyway", "wait_event"]
 
 T = TypeVar("T")
 
@@ -72,12 +72,14 @@ async def cancellable(call: Awaitable[T], timeout: float | None = None) -> T:
 
 def _abandon(inner: asyncio.Future[Any]) -> None:
     inner.cancel()
-    inner.add_done_callback(_drop_outcome)
+    inner.add_done_callback(drop_outcome)
 
 
-def _drop_outcome(inner: asyncio.Future[Any]) -> None:
-    if not inner.cancelled():
-        inner.exception()  # retrieved: no "exception was never retrieved" at exit
+def drop_outcome(future: asyncio.Future[Any]) -> None:
+    """Mark a finished future's outcome as seen: its result or error no longer matters
+    (no "exception was never retrieved" at exit). A done callback, or called on done ones."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def finish_anyway(work: Coroutine[Any, Any, None], name: str) -> None:

@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .._endpoints import Quota
-from .._waiting import finish_anyway
+from .._waiting import drop_outcome, finish_anyway
 from ..errors import ConfigurationError
 from .limiter import LimiterStats, QuotaWaitExceeded
 from .line import Line, running_loop
@@ -373,7 +373,7 @@ class RedisBackend:
                 # asyncio.wait, not wait_for: that lost a cancellation of this caller on
                 # 3.10/3.11 as the close completed, and cut the close short at its limit.
                 closing = asyncio.wrap_future(future)
-                closing.add_done_callback(_retrieve_one)
+                closing.add_done_callback(drop_outcome)
                 await asyncio.wait((closing,), timeout=5.0)
             else:
                 log.debug("redis client of a stopped event loop dropped without closing")
@@ -389,7 +389,8 @@ class RedisBackend:
         pending = {task for task in state.tasks if not task.done()}
         if pending:
             done, pending = await asyncio.wait(pending, timeout=CLOSE_WAIT)
-            _retrieve(done)
+            for task in done:
+                drop_outcome(task)
             for task in pending:
                 task.cancel()
         try:
@@ -397,21 +398,10 @@ class RedisBackend:
         finally:
             if pending:
                 done, stuck = await asyncio.wait(pending, timeout=CLOSE_WAIT)
-                _retrieve(done)
+                for task in done:
+                    drop_outcome(task)
                 if stuck:  # never seen: the socket they read is closed
                     log.debug("%d Redis call(s) still running after close", len(stuck))
-
-
-def _retrieve_one(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # seen: nothing more can be done about a close that failed there
-
-
-def _retrieve(tasks: set[asyncio.Task[Any]]) -> None:
-    """Mark the outcome of ended background calls as seen (no "never retrieved" noise)."""
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()
 
 
 class RedisLimiter:
